@@ -1,0 +1,179 @@
+"""The only module that talks to a database. DuckDB is the embedded default.
+
+An engine runs rendered SQL with bound parameters and returns polars frames, makes small frames
+(calendar, betas, λ_t) visible to SQL under an internal name, and writes result frames inside one
+transaction. Other engines (PostgreSQL, Spark) implement the same methods.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import polars as pl
+
+from fmduck import templates
+from fmduck.errors import InputError
+
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_NUMERIC = re.compile(
+    r"^(TINYINT|SMALLINT|INTEGER|INT|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|"
+    r"FLOAT|REAL|DOUBLE|DOUBLE PRECISION|DECIMAL.*|NUMERIC.*|INT\d|FLOAT\d)$",
+    re.IGNORECASE,
+)
+FILE_SUFFIXES = (".csv", ".tsv", ".parquet", ".csv.gz", ".tsv.gz")
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A user's input as SQL can read it: the FROM text, a label for messages, and its columns."""
+
+    sql: str
+    label: str
+    columns: dict[str, str]
+
+    def is_numeric(self, column: str) -> bool:
+        return bool(_NUMERIC.match(self.columns[column].strip()))
+
+
+class Engine(Protocol):
+    dialect: str
+
+    def relation(self, source: Any, role: str) -> Relation: ...
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame: ...
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
+    def upload(self, name: str, frame: pl.DataFrame) -> None: ...
+    def drop_upload(self, name: str) -> None: ...
+    def transaction(self) -> Any: ...
+    def insert(self, table_sql: str, frame: pl.DataFrame) -> None: ...
+
+
+def bind(sql: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The subset of ``params`` that ``sql`` uses (DuckDB refuses unused named parameters)."""
+    if not params:
+        return {}
+    used = set(_PARAM.findall(sql))
+    missing = used - set(params)
+    if missing:
+        raise KeyError(f"SQL parameters without a value: {', '.join(sorted(missing))}")
+    return {k: v for k, v in params.items() if k in used}
+
+
+class DuckDBEngine:
+    """fmduck's view of one DuckDB connection."""
+
+    dialect = "duckdb"
+
+    def __init__(self, database: str | Path | duckdb.DuckDBPyConnection = ":memory:", *, threads: int | None = None):
+        if isinstance(database, duckdb.DuckDBPyConnection):
+            self.con = database
+            self.path = None
+        else:
+            self.path = str(database)
+            self.con = duckdb.connect(self.path)
+        if threads is not None:
+            self.con.execute(f"SET threads = {int(threads)}")
+        self._registered: set[str] = set()
+
+    # ---------------------------------------------------------------- inputs
+    def relation(self, source: Any, role: str) -> Relation:
+        """Resolve a table/view name, a CSV/Parquet path or a DataFrame into a readable relation."""
+        if isinstance(source, (str, Path)) and _looks_like_file(str(source)):
+            path = Path(source)
+            if not path.exists():
+                raise InputError(f"{role} file not found: {path}")
+            reader = "read_parquet" if ".parquet" in path.suffixes else "read_csv"
+            sql = f"{reader}({templates.literal(str(path))})"
+            label = f"{role} file {path}"
+        elif isinstance(source, str):
+            sql = templates.table(source)
+            label = f"table {source}"
+        elif _is_dataframe(source):
+            name = f"fmduck_input_{role}"
+            frame = source if isinstance(source, pl.DataFrame) else pl.from_pandas(source)
+            self.upload(name, frame)
+            sql = templates.ident(name)
+            label = f"{role} DataFrame"
+        else:
+            raise InputError(f"{role}: expected a table name, a CSV/Parquet path or a DataFrame, got {type(source).__name__}")
+        try:
+            described = self.con.sql(f"DESCRIBE SELECT * FROM {sql}").fetchall()
+        except duckdb.CatalogException as exc:
+            raise InputError(f"{label} does not exist in the database ({_first_line(exc)})") from exc
+        except duckdb.Error as exc:
+            raise InputError(f"{label} cannot be read: {_first_line(exc)}") from exc
+        return Relation(sql=sql, label=label, columns={row[0]: row[1] for row in described})
+
+    # ---------------------------------------------------------------- SQL
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        return self.con.sql(sql, params=bind(sql, params) or None).pl()
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        for statement in _split(sql):
+            self.con.execute(statement, bind(statement, params) or None)
+
+    def upload(self, name: str, frame: pl.DataFrame) -> None:
+        """Make ``frame`` readable by SQL as ``name`` for this connection (zero-copy in DuckDB)."""
+        self.con.register(name, frame.to_arrow())
+        self._registered.add(name)
+
+    def drop_upload(self, name: str) -> None:
+        if name in self._registered:
+            self.con.unregister(name)
+            self._registered.discard(name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def insert(self, table_sql: str, frame: pl.DataFrame) -> None:
+        """Append ``frame`` to an existing table, matching columns by name."""
+        if frame.height == 0:
+            return
+        name = "fmduck_insert_buffer"
+        self.upload(name, frame)
+        try:
+            cols = ", ".join(templates.ident(c) for c in frame.columns)
+            self.con.execute(f"INSERT INTO {table_sql} ({cols}) SELECT {cols} FROM {templates.ident(name)}")
+        finally:
+            self.drop_upload(name)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def connect(database: Any) -> Engine:
+    """An engine for a DuckDB path or connection (or an engine, returned as is)."""
+    if hasattr(database, "dialect") and hasattr(database, "query"):
+        return database
+    return DuckDBEngine(database)
+
+
+def _looks_like_file(text: str) -> bool:
+    lower = text.lower()
+    return lower.endswith(FILE_SUFFIXES) or "/" in text and Path(text).suffix != ""
+
+
+def _is_dataframe(obj: Any) -> bool:
+    if isinstance(obj, pl.DataFrame):
+        return True
+    return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns") and hasattr(obj, "iloc")
+
+
+def _split(sql: str) -> list[str]:
+    return [s for s in (part.strip() for part in sql.split(";\n")) if s]
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]

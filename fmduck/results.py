@@ -1,0 +1,214 @@
+"""The results schema: create it, write one run atomically, read runs back.
+
+Tables (schema ``fmduck`` by default): ``runs``, ``first_pass``, ``lambdas`` (long: one row per
+period and term), ``estimates`` (one row per term and SE type), ``pricing_errors``, ``skipped``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cached_property
+from typing import Any
+
+import polars as pl
+
+from fmduck import templates
+from fmduck.engine import Engine
+from fmduck.errors import FmduckError, RunExistsError, RunNotFoundError
+
+SCHEMA_VERSION = 1
+TABLES = ("runs", "first_pass", "lambdas", "estimates", "pricing_errors", "skipped")
+SE_TYPES = ("fm", "nw", "shanken")
+
+
+@dataclass(frozen=True)
+class FamaMacBethResults:
+    """One stored (or just computed) run. Frames carry ``run_name`` and ``run_id`` like the SQL tables.
+
+    ``lambdas`` is wide here (one column per term) and long in SQL; everything else has the
+    same columns as its table.
+    """
+
+    run: dict[str, Any]
+    first_pass: pl.DataFrame
+    lambdas: pl.DataFrame
+    estimates: pl.DataFrame
+    pricing_errors: pl.DataFrame
+    skipped: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+    # ------------------------------------------------------------ accessors
+    @property
+    def name(self) -> str:
+        return self.run["run_name"]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.run["spec"]
+
+    @property
+    def terms(self) -> list[str]:
+        return list(dict.fromkeys(self.estimates["term"].to_list()))
+
+    @property
+    def se_types(self) -> list[str]:
+        return list(dict.fromkeys(self.estimates["se_type"].to_list()))
+
+    @property
+    def params(self) -> dict[str, float]:
+        """Mean λ per term."""
+        fm = self.estimates.filter(pl.col("se_type") == self.se_types[0])
+        return dict(zip(fm["term"].to_list(), fm["estimate"].to_list()))
+
+    def table(self, se_type: str = "fm") -> pl.DataFrame:
+        """Estimates of one SE type: term, estimate, std_error, t_stat, p_value, ci_lower, ci_upper."""
+        if se_type not in self.se_types:
+            raise FmduckError(f"run {self.name!r} has no {se_type!r} standard errors; it has {', '.join(self.se_types)}")
+        return self.estimates.filter(pl.col("se_type") == se_type).select(
+            "term", "estimate", "std_error", "t_stat", "p_value", "ci_lower", "ci_upper"
+        )
+
+    def std_errors(self, se_type: str = "fm") -> dict[str, float]:
+        tab = self.table(se_type)
+        return dict(zip(tab["term"].to_list(), tab["std_error"].to_list()))
+
+    @property
+    def lambdas_long(self) -> pl.DataFrame:
+        """λ_t as stored in SQL: one row per (period, term)."""
+        return _lambdas_long(self.lambdas, self.terms)
+
+    @cached_property
+    def summary(self) -> str:
+        """A plain-text table laid out like Stata ``xtfmb``."""
+        from fmduck.summary import text_summary
+
+        return text_summary(self)
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+# ------------------------------------------------------------------ writing
+def ensure_schema(engine: Engine, schema: str) -> None:
+    engine.execute(templates.render("results/schema", engine.dialect, schema=templates.ident(schema)))
+
+
+def write_run(engine: Engine, schema: str, results: FamaMacBethResults, *, replace: bool = False) -> None:
+    """Write every table of one run in one transaction; refuse an existing name unless ``replace``."""
+    ensure_schema(engine, schema)
+    name = results.name
+    q_schema = templates.ident(schema)
+    with engine.transaction():
+        existing = run_names(engine, schema)
+        if name in existing:
+            if not replace:
+                raise RunExistsError(
+                    f"run {name!r} already exists in schema {schema!r}; choose another name or replace it "
+                    "(--replace / replace=True)"
+                )
+            engine.execute(
+                templates.render("results/delete_run", engine.dialect, schema=q_schema, tables=list(TABLES)),
+                {"run_name": name},
+            )
+        run = dict(results.run)
+        run["spec"] = json.dumps(run["spec"], default=_json_default)
+        run["input_fingerprint"] = json.dumps(run["input_fingerprint"], default=_json_default)
+        frames = {
+            "runs": pl.DataFrame([run]),
+            "first_pass": results.first_pass,
+            "lambdas": _lambdas_long(results.lambdas, results.terms),
+            "estimates": results.estimates,
+            "pricing_errors": results.pricing_errors,
+            "skipped": results.skipped,
+        }
+        for table_name, frame in frames.items():
+            engine.insert(f"{q_schema}.{templates.ident(table_name)}", frame)
+
+
+def _lambdas_long(wide: pl.DataFrame, terms: list[str]) -> pl.DataFrame:
+    if wide.height == 0:
+        return wide
+    ids = ["run_name", "run_id", "period", "period_index", "r2", "adj_r2", "n"]
+    ids = [c for c in ids if c in wide.columns]
+    long = wide.unpivot(index=ids, on=terms, variable_name="term", value_name="estimate")
+    order = {t: i for i, t in enumerate(terms)}
+    return long.with_columns(pl.col("term").replace_strict(order, return_dtype=pl.Int64).alias("_o")).sort(
+        ["period_index", "_o"]
+    ).drop("_o")
+
+
+# ------------------------------------------------------------------ reading
+def run_names(engine: Engine, schema: str) -> list[str]:
+    try:
+        frame = engine.query(f"SELECT run_name FROM {templates.ident(schema)}.runs ORDER BY created_at")
+    except Exception:  # noqa: BLE001 - a missing schema means no runs
+        return []
+    return frame["run_name"].to_list()
+
+
+def list_runs(engine: Engine, schema: str = "fmduck") -> pl.DataFrame:
+    """Stored runs: name, id, time, design, engine, periods, avg N, avg R²."""
+    if not run_names(engine, schema):
+        return pl.DataFrame(schema={"run_name": pl.Utf8})
+    return engine.query(
+        f"SELECT run_name, run_id, created_at, design, engine, n_periods, avg_n, avg_r2 "
+        f"FROM {templates.ident(schema)}.runs ORDER BY created_at"
+    )
+
+
+def load_run(engine: Engine, name: str, schema: str = "fmduck") -> FamaMacBethResults:
+    """Read a stored run back from the result tables."""
+    q = templates.ident(schema)
+    names = run_names(engine, schema)
+    if name not in names:
+        known = ", ".join(names) if names else "none"
+        raise RunNotFoundError(f"no run named {name!r} in schema {schema!r} (stored runs: {known})")
+    params = {"run_name": name}
+    runs = engine.query(f"SELECT * FROM {q}.runs WHERE run_name = $run_name", params)
+    run = runs.row(0, named=True)
+    version = run.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise FmduckError(
+            f"run {name!r} was stored with results schema version {version}, this fmduck reads version "
+            f"{SCHEMA_VERSION}; re-run it with this version"
+        )
+    run["spec"] = json.loads(run["spec"])
+    run["input_fingerprint"] = json.loads(run["input_fingerprint"])
+
+    def read(table: str, order: str) -> pl.DataFrame:
+        return engine.query(f"SELECT * FROM {q}.{table} WHERE run_name = $run_name ORDER BY {order}", params)
+
+    estimates = read("estimates", "se_type, term")
+    terms = _term_order(run["spec"], estimates["term"].unique().to_list())
+    order = {t: i for i, t in enumerate(terms)}
+    se_order = {s: i for i, s in enumerate(SE_TYPES)}
+    estimates = estimates.sort(
+        pl.col("se_type").replace_strict(se_order, default=99, return_dtype=pl.Int64),
+        pl.col("term").replace_strict(order, default=99, return_dtype=pl.Int64),
+    )
+    long = read("lambdas", "period_index, term")
+    wide = long.pivot(on="term", index=["run_name", "run_id", "period", "period_index", "r2", "adj_r2", "n"],
+                      values="estimate").sort("period_index")
+    wide = wide.select(["run_name", "run_id", "period", "period_index", *terms, "r2", "adj_r2", "n"])
+    return FamaMacBethResults(
+        run=run,
+        first_pass=read("first_pass", "asset, period_index, term"),
+        lambdas=wide,
+        estimates=estimates,
+        pricing_errors=read("pricing_errors", "asset"),
+        skipped=read("skipped", "pass, asset, period"),
+    )
+
+
+def _term_order(spec: dict[str, Any], present: list[str]) -> list[str]:
+    wanted = (["const"] if spec.get("intercept", True) else []) + list(spec.get("factor_cols") or []) + list(
+        spec.get("chars") or []
+    )
+    return [t for t in wanted if t in present] + sorted(t for t in present if t not in wanted)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
