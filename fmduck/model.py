@@ -32,19 +32,11 @@ from fmduck.inference import (
     shanken_covariance,
 )
 from fmduck.results import SCHEMA_VERSION, FamaMacBethResults, write_run
-from fmduck.solve import MomentColumns, OLSBatch, ols_from_moments
+from fmduck.moments import Moments, Variable, compute_moments
+from fmduck.solve import OLSBatch
 from fmduck.spec import Spec
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Variable:
-    """One regression variable: its SQL expression over the joined rows and the shift applied before summing."""
-
-    name: str
-    expr: exp.Expression
-    shift: float
 
 
 @dataclass
@@ -205,10 +197,9 @@ class FamaMacBeth:
 
     # ================================================================== passes
     def _moments(self, label: str, keys: list[str], variables: list[Variable], *, rolling: bool = False,
-                 **source: Any) -> tuple[pl.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-        """Render and run ``sql/moments.sql.j2``; return the frame and (n, sums, cross) arrays."""
+                 **source: Any) -> Moments:
+        """The moments of ``variables`` per ``keys`` over the panel rows joined as ``source`` asks."""
         spec = self.spec
-        cols = MomentColumns(len(variables))
         context = {
             "returns": self._inputs_cache.returns.sql,
             "asset": templates.ident(spec.asset),
@@ -221,38 +212,24 @@ class FamaMacBeth:
             "char_lag": False,
             "lambdas_table": None,
             **source,
-            "keys": keys,
-            "rolling": rolling,
-            "sums": cols.sums,
-            "products": cols.products,
-            "variables": [
-                {"expr": templates.sql(v.expr), "alias": a, "shift": f"shift_{i}"}
-                for i, (v, a) in enumerate(zip(variables, cols.aliases))
-            ],
         }
-        sql = templates.render("moments", self.engine.dialect, **context)
-        params: dict[str, Any] = {f"shift_{i}": float(v.shift) for i, v in enumerate(variables)}
-        params.update(beta_lag=spec.beta_lag, char_lag=spec.char_lag,
-                      window_preceding=(spec.window or 1) - 1, min_obs=spec.effective_min_obs)
-        self._record(label, sql)
-        frame = self.engine.query(sql, params)
-        n, sums, cross = cols.arrays(frame)
-        return frame, n, sums, cross
+        params = {"beta_lag": spec.beta_lag, "char_lag": spec.char_lag,
+                  "window_preceding": (spec.window or 1) - 1, "min_obs": spec.effective_min_obs}
+        return compute_moments(self.engine, keys, variables, context, params, rolling=rolling,
+                               record=lambda sql: self._record(label, sql))
 
     def _pass1(self, inputs: _Inputs, calendar: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         spec = self.spec
         variables = [*inputs.factors_vars, inputs.y]
         keys = ["asset", "pidx"] if spec.rolling else ["asset"]
-        frame, n, sums, cross = self._moments(
-            "pass 1 moments", keys, variables, rolling=spec.rolling, factors=inputs.factors.sql
-        )
+        mom = self._moments("pass 1 moments", keys, variables, rolling=spec.rolling, factors=inputs.factors.sql)
+        frame = mom.frame
         if frame.height == 0:
             raise InputError(
                 f"{inputs.returns.label}: no (asset, period) row has a non-NULL return and factors"
                 + (f" in a window with at least {spec.effective_min_obs} observations" if spec.rolling else "")
             )
-        shift = np.array([v.shift for v in variables])
-        fit = ols_from_moments(n, sums, cross, shift, intercept=True, min_df=1)
+        fit = mom.ols(intercept=True, min_df=1)
         ok = fit.ok & (fit.nobs >= spec.effective_min_obs)
         reason = np.where(fit.ok & ~ok, "too few observations", fit.reason)
         terms = ["const", *spec.factor_cols]
@@ -286,7 +263,8 @@ class FamaMacBeth:
         regressors += inputs.chars_vars
         variables = [*regressors, inputs.y]
         source = self._pass2_source(inputs, betas)
-        frame, n, sums, cross = self._moments("pass 2 moments", ["pidx"], variables, **source)
+        mom = self._moments("pass 2 moments", ["pidx"], variables, **source)
+        frame = mom.frame
         if frame.height == 0:
             raise InputError(
                 f"{inputs.returns.label}: no period has observations with every regressor "
@@ -295,8 +273,7 @@ class FamaMacBeth:
             )
         p = len(regressors) + int(spec.intercept)
         min_df = max(1, (spec.min_assets or p + 1) - p)
-        shift = np.array([v.shift for v in variables])
-        fit = ols_from_moments(n, sums, cross, shift, intercept=spec.intercept, min_df=min_df)
+        fit = mom.ols(intercept=spec.intercept, min_df=min_df)
         keyframe = frame.select("pidx").join(calendar, on="pidx", how="left").with_columns(
             pl.col("period").cast(pl.Utf8)
         ).rename({"pidx": "period_index"})
@@ -399,11 +376,11 @@ class FamaMacBeth:
         resid = Variable("resid", exp.Sub(this=exp.Paren(this=inputs.y.expr), expression=exp.Paren(this=fitted)), 0.0)
         source = self._pass2_source(inputs, betas)
         source["lambdas_table"] = templates.ident(self._tables["lambdas"])
-        frame, n, sums, cross = self._moments("pricing errors", ["asset"], [resid], **source)
-        fit = ols_from_moments(n, sums, cross, np.zeros(1), intercept=True, min_df=1)
+        mom = self._moments("pricing errors", ["asset"], [resid], **source)
+        fit = mom.ols(intercept=True, min_df=1)
         return pl.DataFrame({
-            "asset": frame["asset"].cast(pl.Utf8),
-            "alpha": sums[:, 0] / n,
+            "asset": mom.frame["asset"].cast(pl.Utf8),
+            "alpha": fit.params[:, 0],
             "std_error": fit.std_errors[:, 0],
             "t_stat": fit.tstats[:, 0],
             "n_periods": fit.nobs,

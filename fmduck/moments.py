@@ -1,0 +1,71 @@
+"""Run the one moments query (``sql/moments.sql.j2``) and hand its sums to the batched solver.
+
+Every regression in fmduck goes through :func:`compute_moments`: the caller names the variables
+(SQL expressions over the joined rows, dependent variable last), the group keys and the row
+source (joins); this module renders the template, binds the shifts and returns numpy arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sqlglot import exp
+
+from fmduck import templates
+from fmduck.engine import Engine
+from fmduck.solve import MomentColumns, OLSBatch, ols_from_moments
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One regression variable: its SQL expression over the joined rows and the shift applied before summing."""
+
+    name: str
+    expr: exp.Expression
+    shift: float
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Moment sums per group: ``frame`` holds the keys; arrays are aligned with its rows."""
+
+    frame: pl.DataFrame
+    n: np.ndarray
+    sums: np.ndarray
+    cross: np.ndarray
+    shift: np.ndarray
+
+    def ols(self, *, intercept: bool = True, min_df: int = 1) -> OLSBatch:
+        """OLS of the last variable on the others, per group."""
+        return ols_from_moments(self.n, self.sums, self.cross, self.shift, intercept=intercept, min_df=min_df)
+
+
+def render_moments(dialect: str, keys: list[str], variables: list[Variable], source: dict[str, Any],
+                   *, rolling: bool = False) -> str:
+    """The moments SQL for ``variables`` grouped by ``keys`` over the row source ``source``."""
+    cols = MomentColumns(len(variables))
+    return templates.render(
+        "moments", dialect, **source, keys=keys, rolling=rolling, sums=cols.sums, products=cols.products,
+        variables=[
+            {"expr": templates.sql(v.expr), "alias": a, "shift": f"shift_{i}"}
+            for i, (v, a) in enumerate(zip(variables, cols.aliases))
+        ],
+    )
+
+
+def compute_moments(engine: Engine, keys: list[str], variables: list[Variable], source: dict[str, Any],
+                    params: dict[str, Any], *, rolling: bool = False,
+                    record: Callable[[str], None] | None = None) -> Moments:
+    """Render, run and unpack the moments query."""
+    sql = render_moments(engine.dialect, keys, variables, source, rolling=rolling)
+    if record is not None:
+        record(sql)
+    bound = dict(params)
+    bound.update({f"shift_{i}": float(v.shift) for i, v in enumerate(variables)})
+    frame = engine.query(sql, bound)
+    n, sums, cross = MomentColumns(len(variables)).arrays(frame)
+    return Moments(frame.select(keys), n, sums, cross, np.array([v.shift for v in variables], dtype=np.float64))
