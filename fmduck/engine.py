@@ -149,6 +149,18 @@ class DuckDBEngine:
         finally:
             self.drop_upload(name)
 
+    def create_table(self, table_sql: str, frame: pl.DataFrame, *, replace: bool = False) -> None:
+        """Create a new table from ``frame``; an existing table is refused unless ``replace``."""
+        name = "fmduck_create_buffer"
+        self.upload(name, frame)
+        try:
+            verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
+            self.con.execute(f"{verb} {table_sql} AS SELECT * FROM {templates.ident(name)}")
+        except duckdb.CatalogException as exc:
+            raise InputError(f"cannot create table {table_sql}: {_first_line(exc)} (use --replace to overwrite)") from exc
+        finally:
+            self.drop_upload(name)
+
     def close(self) -> None:
         self.con.close()
 

@@ -1,0 +1,5 @@
+import sys
+
+from fmduck.cli import main
+
+sys.exit(main())
