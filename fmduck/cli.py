@@ -59,6 +59,7 @@ def add_spec_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("results")
     g.add_argument("--schema", help="results schema (default fmduck)")
     g.add_argument("--replace", action="store_true", default=None, help="replace a stored run of the same name")
+    p.add_argument("--design", help="run type (default twopass)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages on stderr")
 
 
@@ -72,6 +73,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         "beta_lag": args.beta_lag, "min_assets": args.min_assets, "nw_lags": args.nw_lags,
         "nw_divisor": args.nw_divisor, "schema": args.schema, "replace": args.replace,
         "intercept": False if args.no_intercept else None,
+        "design": args.design,
     }
     for hook in SPEC_HOOKS:
         options.update(hook(args))
@@ -89,10 +91,10 @@ SPEC_HOOKS: list[Callable[[argparse.Namespace], dict[str, Any]]] = []
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fmduck.model import FamaMacBeth
+    from fmduck.designs import estimator
 
     spec = spec_from_args(args)
-    results = FamaMacBeth(spec, args.database).fit(progress=_progress(args.quiet))
+    results = estimator(spec, args.database).fit(progress=_progress(args.quiet))
     print(results.summary)
     return EXIT_OK
 

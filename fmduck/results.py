@@ -20,6 +20,8 @@ from fmduck.errors import FmduckError, RunExistsError, RunNotFoundError
 
 SCHEMA_VERSION = 1
 TABLES = ("runs", "first_pass", "lambdas", "estimates", "pricing_errors", "skipped")
+# Design-specific tables: created by sql/results/schema.sql.j2 too, deleted with their run.
+EXTRA_TABLES: list[str] = []
 SE_TYPES = ("fm", "nw", "shanken")
 
 
@@ -37,6 +39,8 @@ class FamaMacBethResults:
     estimates: pl.DataFrame
     pricing_errors: pl.DataFrame
     skipped: pl.DataFrame = field(default_factory=pl.DataFrame)
+    extra: dict[str, pl.DataFrame] = field(default_factory=dict)
+    """Design-specific tables (e.g. ``portfolios``, ``tests``), written in the same transaction."""
 
     # ------------------------------------------------------------ accessors
     @property
@@ -108,7 +112,7 @@ def write_run(engine: Engine, schema: str, results: FamaMacBethResults, *, repla
                     "(--replace / replace=True)"
                 )
             engine.execute(
-                templates.render("results/delete_run", engine.dialect, schema=q_schema, tables=list(TABLES)),
+                templates.render("results/delete_run", engine.dialect, schema=q_schema, tables=[*TABLES, *EXTRA_TABLES]),
                 {"run_name": name},
             )
         run = dict(results.run)
@@ -121,6 +125,7 @@ def write_run(engine: Engine, schema: str, results: FamaMacBethResults, *, repla
             "estimates": results.estimates,
             "pricing_errors": results.pricing_errors,
             "skipped": results.skipped,
+            **results.extra,
         }
         for table_name, frame in frames.items():
             engine.insert(f"{q_schema}.{templates.ident(table_name)}", frame)

@@ -12,7 +12,7 @@ from typing import Any
 from fmduck.errors import SpecError
 from fmduck.inference import LAG_RULES, NW_DIVISORS
 
-DESIGNS = ("twopass",)
+DESIGNS = ("twopass",)  # extended by fmduck.designs modules; checked against fmduck.designs.REGISTRY
 _RUN_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
 
@@ -82,8 +82,10 @@ class Spec:
             raise SpecError(
                 f"run name {self.name!r} is not valid: use 1-128 letters, digits, '_', '-', '.', ':'"
             )
-        if self.design not in DESIGNS:
-            raise SpecError(f"unknown design {self.design!r}; known: {', '.join(DESIGNS)}")
+        from fmduck.designs import REGISTRY
+
+        if self.design not in REGISTRY:
+            raise SpecError(f"unknown design {self.design!r}; known: {', '.join(REGISTRY)}")
         if self.returns is None:
             raise SpecError("a returns panel is required (table, view, file or DataFrame)")
         if not self.factor_cols and not self.chars:
