@@ -146,8 +146,11 @@ class DuckDBEngine:
         try:
             cols = ", ".join(templates.ident(c) for c in frame.columns)
             self.con.execute(f"INSERT INTO {table_sql} ({cols}) SELECT {cols} FROM {templates.ident(name)}")
-        finally:
-            self.drop_upload(name)
+        except BaseException:
+            # an aborted transaction refuses unregister(); keep the original error (the caller rolls back)
+            self._registered.discard(name)
+            raise
+        self.drop_upload(name)
 
     def create_table(self, table_sql: str, frame: pl.DataFrame, *, replace: bool = False) -> None:
         """Create a new table from ``frame``; an existing table is refused unless ``replace``."""

@@ -430,7 +430,9 @@ def _reasons(reasons: np.ndarray) -> str:
 
 
 def _tag(frame: pl.DataFrame, name: str, run_id: str) -> pl.DataFrame:
-    return frame.select(pl.lit(name).alias("run_name"), pl.lit(run_id).alias("run_id"), pl.all())
+    # head(): a column-less empty frame (no pass 1 in a characteristics-only run) must stay empty,
+    # not become one row of literals (which broke the NOT NULL asset column of fmduck.first_pass)
+    return frame.select(pl.lit(name).alias("run_name"), pl.lit(run_id).alias("run_id"), pl.all()).head(frame.height)
 
 
 def fama_macbeth(database: Any = ":memory:", spec: Spec | None = None, *, write: bool = True,

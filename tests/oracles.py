@@ -104,17 +104,28 @@ def time_series_obs(panel: pl.DataFrame, factors: pl.DataFrame, factor_cols: Seq
     """asset -> list of (pidx, y, x[K]) with every value non-NULL, periods restricted to the calendar."""
     cal = calendar(factors, period)
     fac = {r[period]: [r[c] for c in factor_cols] for r in _rows(factors) if r[period] is not None}
+    rf_of = _rf_lookup(panel, factors, rf, asset, period)
     out: dict = defaultdict(list)
     for r in _rows(panel):
         p = r[period]
         if p not in cal or p not in fac:
             continue
-        rf_val = 0.0 if rf is None else r[rf]
+        rf_val = rf_of(r)
         vals = [r[ret], rf_val, *fac[p]]
         if not _complete(vals):
             continue
         out[r[asset]].append((cal[p], r[ret] - rf_val, np.array(fac[p], dtype=np.float64)))
     return {a: sorted(v, key=lambda t: t[0]) for a, v in out.items()}
+
+
+def _rf_lookup(panel, factors, rf, asset, period):
+    """row -> risk-free rate: 0 without rf, the panel column if the panel has it, else the factors'."""
+    if rf is None:
+        return lambda r: 0.0
+    if rf in panel.columns:
+        return lambda r: r[rf]
+    by_period = {r[period]: r[rf] for r in _rows(factors)}
+    return lambda r: by_period.get(r[period])
 
 
 def pass1_full(panel, factors, factor_cols, *, min_obs=None, ols=ols_statsmodels, **cols) -> dict:
@@ -168,13 +179,14 @@ def pass2(panel, factors, *, betas: dict | None = None, factor_cols: Sequence[st
     period needs more observations than parameters and a full-rank design.
     """
     cal = calendar(calendar_source if calendar_source is not None else factors, period)
+    rf_of = _rf_lookup(panel, factors, rf, asset, period)
     panel_at = {}
     for r in _rows(panel):
         if r[period] in cal:
             panel_at[(r[asset], cal[r[period]])] = r
     by_t: dict = defaultdict(list)
     for (a, t), r in panel_at.items():
-        rf_val = 0.0 if rf is None else r[rf]
+        rf_val = rf_of(r)
         y = None if r[ret] is None or rf_val is None else r[ret] - rf_val
         x: list = []
         if betas is not None:
