@@ -32,7 +32,8 @@ def _progress(quiet: bool) -> Callable[[str], None]:
 # ------------------------------------------------------------------ run
 def add_spec_arguments(p: argparse.ArgumentParser) -> None:
     """The options that build a Spec (shared by ``run`` and ``sql``)."""
-    p.add_argument("database", help="DuckDB database file (created if missing)")
+    p.add_argument("database", help="DuckDB database file (created if missing), a postgresql://user@host/db URL, "
+                   "or with --engine spark the Spark warehouse directory")
     p.add_argument("--config", type=Path, help="TOML spec file; options given on the command line override it")
     p.add_argument("--name", help="run name (stored in the results schema)")
     g = p.add_argument_group("panel")
@@ -61,6 +62,13 @@ def add_spec_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--replace", action="store_true", default=None, help="replace a stored run of the same name")
     p.add_argument("--design", help="run type (default twopass)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages on stderr")
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=["duckdb", "postgres", "spark"],
+                   help="where the passes run (default: postgres for a postgresql:// URL, else duckdb)")
+    g.add_argument("--results", metavar="DB.duckdb",
+                   help="write the results to this DuckDB file instead of DATABASE (read-only sources)")
+    for add_arguments in SPEC_ARGUMENTS:
+        add_arguments(p)
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:
@@ -88,15 +96,27 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 
 # Extra spec options registered by other modules: each returns a dict of Spec fields from args.
 SPEC_HOOKS: list[Callable[[argparse.Namespace], dict[str, Any]]] = []
+# ... and the argparse options they read: each adds arguments to the run/sql parsers.
+SPEC_ARGUMENTS: list[Callable[[argparse.ArgumentParser], None]] = []
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from fmduck.designs import estimator
 
     spec = spec_from_args(args)
-    results = estimator(spec, args.database).fit(progress=_progress(args.quiet))
+    results = estimator(spec, _engine(args), **_results_option(args)).fit(progress=_progress(args.quiet))
     print(results.summary)
     return EXIT_OK
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from fmduck.engines import open_engine
+
+    return open_engine(args.database, getattr(args, "engine", None))
+
+
+def _results_option(args: argparse.Namespace) -> dict[str, Any]:
+    return {"results": args.results} if getattr(args, "results", None) else {}
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -104,8 +124,17 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from fmduck.templates import transpile
 
     spec = spec_from_args(args)
-    for label, sql in FamaMacBeth(spec, args.database).sql():
-        text = sql if args.dialect == "duckdb" else transpile(sql, args.dialect)
+    engine = _engine(args)
+    dialect = args.dialect or engine.dialect
+    if dialect != engine.dialect and not args.quiet:
+        print(f"fmduck: SQL of the {engine.dialect} run translated to {dialect} by sqlglot (identical to what a "
+              f"{dialect} engine runs while no sql/{dialect}/ override applies); run on a {dialect} engine "
+              "to print the statements it executes", file=sys.stderr)
+    from fmduck.designs import estimator
+
+    model = estimator(spec, engine)  # a design's own statements when it lists them (fm1973), else pass 1-3's
+    for label, sql in (model if hasattr(model, "sql") else FamaMacBeth(spec, engine)).sql():
+        text = sql if dialect == engine.dialect else transpile(sql, dialect)
         print(f"-- {label}\n{text};\n")
     return EXIT_OK
 
@@ -166,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sql", help="print the SQL a specification runs")
     add_spec_arguments(p)
-    p.add_argument("--dialect", choices=["duckdb", "postgres", "spark"], default="duckdb")
+    p.add_argument("--dialect", choices=["duckdb", "postgres", "spark"],
+                   help="SQL dialect to print (default: the engine's, i.e. exactly the statements it runs)")
     p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser("load", help="load a CSV/Parquet file (long or Ken French wide) into a table")
@@ -218,7 +248,8 @@ def _register_extras() -> None:
     """Import optional command modules so they can add themselves to EXTRA_COMMANDS / SPEC_HOOKS."""
     import importlib
 
-    for module in ("fmduck.report",):
+    for module in ("fmduck.report", "fmduck.designs.options", "fmduck.designs.fm1973_options",
+                   "fmduck.model_options"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -169,9 +169,14 @@ class DuckDBEngine:
 
 
 def connect(database: Any) -> Engine:
-    """An engine for a DuckDB path or connection (or an engine, returned as is)."""
+    """An engine for a DuckDB path or connection, a ``postgresql://`` URL (PostgreSQL engine, needs the
+    ``postgres`` extra), or an engine (returned as is). Spark: ``fmduck.engines.spark.SparkEngine``."""
     if hasattr(database, "dialect") and hasattr(database, "query"):
         return database
+    from fmduck.engines import is_postgres_url, open_engine
+
+    if is_postgres_url(database) or type(database).__module__.startswith("psycopg"):
+        return open_engine(database, "postgres")
     return DuckDBEngine(database)
 
 

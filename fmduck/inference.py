@@ -68,13 +68,15 @@ def shanken_covariance(
     lambda_bar: np.ndarray,
     factor_returns: np.ndarray,
     factor_positions: list[int],
+    periods: int | None = None,
 ) -> tuple[np.ndarray, float]:
     """Shanken (1992) errors-in-variables corrected covariance and its factor c.
 
     ``factor_positions`` are the indices of the factor terms in ``lambda_bar``;
-    ``factor_returns[T, K]`` are the factors over the same T periods.
+    ``factor_returns[T_f, K]`` are the factors over the pass-2 periods that have them. ``periods``
+    is the T of V_FM (the number of λ_t); it differs from T_f when a factor value is NULL.
     """
-    t = factor_returns.shape[0]
+    t = periods if periods is not None else factor_returns.shape[0]
     sigma_f = np.atleast_2d(np.cov(factor_returns, rowvar=False, ddof=1))
     lam_f = lambda_bar[factor_positions]
     try:

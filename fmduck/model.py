@@ -21,6 +21,9 @@ from sqlglot import exp
 from fmduck import __version__, templates, validate
 from fmduck.engine import Engine, Relation, connect
 from fmduck.errors import EstimationError, InputError
+from fmduck.conventions import conventions_hac, preset_line
+from fmduck.modeltests import model_tests
+from fmduck import pass2_options, prepare
 from fmduck.inference import (
     LAG_RULES,
     NW_DIVISORS,
@@ -53,15 +56,22 @@ class _Inputs:
 class FamaMacBeth:
     """Fama-MacBeth regression of a returns panel on (rolling or full-sample) betas and/or characteristics."""
 
-    def __init__(self, spec: Spec, database: Any = ":memory:") -> None:
+    def __init__(self, spec: Spec, database: Any = ":memory:", *, results: Any = None) -> None:
+        """``database``: where the panel is (and the results go); ``results``: another database or
+        engine for the results (e.g. a local DuckDB file when the source is read-only)."""
         spec.validate()
         self.spec = spec
         self.engine: Engine = connect(database)
+        self.results_engine: Engine = self.engine if results is None else connect(results)
         self.statements: list[tuple[str, str]] = []
 
     # ================================================================== public
     def fit(self, *, write: bool = True, progress: Progress | None = None) -> FamaMacBethResults:
         """Run passes 1-3; store the run (unless ``write=False``) and return its results."""
+        if self.spec.grid:  # a specification grid: one stored run per member (fmduck/grid.py)
+            from fmduck.grid import fit_grid
+
+            return fit_grid(self, write=write, progress=progress)
         say = progress or (lambda _msg: None)
         started = time.perf_counter()
         spec = self.spec
@@ -72,6 +82,8 @@ class FamaMacBeth:
             say("checking inputs")
             inputs = self._inputs()
             self._inputs_cache = inputs
+            self._prepared_sql, self._prepared_params = None, {}
+            notes = [n for n in (prepare.apply(self, inputs),) if n]  # fmduck/prepare.py (issue 9)
             calendar = self._calendar(inputs)
             first_pass = pl.DataFrame()
             betas = None
@@ -86,8 +98,11 @@ class FamaMacBeth:
             skipped.append(skipped_2)
             say("pass 3: Fama-MacBeth, Newey-West" + (" and Shanken" if spec.beta_based else "") + " inference")
             estimates, conventions = self._pass3(inputs, lambdas)
+            conventions = "\n".join([conventions, *notes, *self._pass2_notes])
             say("pricing errors per asset")
             pricing = self._pricing_errors(inputs, betas, lambdas, regressors)
+            say("tests of the model")
+            tests = model_tests(self, inputs, first_pass, betas, lambdas, regressors, pricing)
         finally:
             for name in self._tables.values():
                 self.engine.drop_upload(name)
@@ -125,10 +140,11 @@ class FamaMacBeth:
             pricing_errors=_tag(pricing, spec.name, run_id),
             skipped=_tag(pl.concat([s for s in skipped if s.height], how="vertical") if any(s.height for s in skipped)
                          else _empty_skipped(), spec.name, run_id),
+            extra={"tests": _tag(tests, spec.name, run_id)},
         )
         if write:
             say(f"writing run {spec.name!r} to schema {spec.schema!r}")
-            write_run(self.engine, spec.schema, results, replace=spec.replace)
+            write_run(self.results_engine, spec.schema, results, replace=spec.replace)
         return results
 
     def sql(self) -> list[tuple[str, str]]:
@@ -199,9 +215,15 @@ class FamaMacBeth:
     def _moments(self, label: str, keys: list[str], variables: list[Variable], *, rolling: bool = False,
                  **source: Any) -> Moments:
         """The moments of ``variables`` per ``keys`` over the panel rows joined as ``source`` asks."""
+        context, params = self._row_source(**source)
+        return compute_moments(self.engine, keys, variables, context, params, rolling=rolling,
+                               record=lambda sql: self._record(label, sql))
+
+    def _row_source(self, **source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Template context and bound parameters of ``sql/rows.sql.j2`` for the row source ``source``."""
         spec = self.spec
         context = {
-            "returns": self._inputs_cache.returns.sql,
+            "returns": getattr(self, "_prepared_sql", None) or self._inputs_cache.returns.sql,
             "asset": templates.ident(spec.asset),
             "period": templates.ident(spec.period),
             "calendar": templates.ident(self._tables["calendar"]),
@@ -214,9 +236,9 @@ class FamaMacBeth:
             **source,
         }
         params = {"beta_lag": spec.beta_lag, "char_lag": spec.char_lag,
-                  "window_preceding": (spec.window or 1) - 1, "min_obs": spec.effective_min_obs}
-        return compute_moments(self.engine, keys, variables, context, params, rolling=rolling,
-                               record=lambda sql: self._record(label, sql))
+                  "window_preceding": (spec.window or 1) - 1, "min_obs": spec.effective_min_obs,
+                  **getattr(self, "_prepared_params", {})}
+        return context, params
 
     def _pass1(self, inputs: _Inputs, calendar: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         spec = self.spec
@@ -244,7 +266,8 @@ class FamaMacBeth:
         skipped = _skipped("first_pass", keyframe.filter(pl.Series(~ok)), reason[~ok], fit.nobs[~ok])
         if not ok.any():
             raise EstimationError(
-                f"pass 1: no asset has a usable time-series regression ({_reasons(reason[~ok])})"
+                f"pass 1: no asset of {inputs.returns.label} has a usable time-series regression of "
+                f"{spec.ret} on {', '.join(spec.factor_cols)} ({_reasons(reason[~ok])})"
             )
         betas = frame.select(keys).filter(pl.Series(ok)).with_columns(
             [pl.Series(f"b{j}", fit.params[ok, j + 1]) for j in range(len(spec.factor_cols))]
@@ -263,7 +286,11 @@ class FamaMacBeth:
         regressors += inputs.chars_vars
         variables = [*regressors, inputs.y]
         source = self._pass2_source(inputs, betas)
-        mom = self._moments("pass 2 moments", ["pidx"], variables, **source)
+        source, variables, extra_skipped, self._pass2_notes = pass2_options.apply(self, inputs, source, variables)
+        if getattr(self, "shared_scan", None) is not None:  # a grid member (fmduck/grid.py): one scan for all
+            mom = self.shared_scan.moments(self, inputs, regressors, source)
+        else:
+            mom = self._moments("pass 2 moments", ["pidx"], variables, **source)
         frame = mom.frame
         if frame.height == 0:
             raise InputError(
@@ -279,11 +306,13 @@ class FamaMacBeth:
         ).rename({"pidx": "period_index"})
         skipped = _skipped("cross_section", keyframe.filter(pl.Series(~fit.ok)).with_columns(
             pl.lit(None, pl.Utf8).alias("asset")), fit.reason[~fit.ok], fit.nobs[~fit.ok])
+        if extra_skipped.height:  # rows that --weights / --absorb left out, per period
+            skipped = pl.concat([skipped, extra_skipped.select(skipped.columns)], how="vertical")
         ok = fit.ok
         if ok.sum() < 2:
             raise EstimationError(
-                f"pass 2: fewer than 2 periods have a usable cross-sectional regression "
-                f"({int(ok.sum())} of {len(ok)}; {_reasons(fit.reason[~ok])})"
+                f"pass 2: fewer than 2 periods have a usable cross-sectional regression of {spec.ret} on "
+                f"{', '.join(spec.terms)} ({int(ok.sum())} of {len(ok)}; {_reasons(fit.reason[~ok])})"
             )
         lambdas = keyframe.filter(pl.Series(ok)).with_columns(
             *[pl.Series(t, fit.params[ok, j]) for j, t in enumerate(spec.terms)],
@@ -319,6 +348,10 @@ class FamaMacBeth:
              + (f" (automatic, {spec.lag_rule}: {LAG_RULES[spec.lag_rule]})" if spec.nw_lags == "auto" else " (fixed)")
              + f", Var = {NW_DIVISORS[spec.nw_divisor]}; t with T-1 = {df} df"),
         ]
+        if spec.conventions != "fmduck":  # another tool's Newey-West (fmduck/conventions.py)
+            hac = conventions_hac(lam, lambdas["period_index"].to_numpy(), spec)
+            results[1] = (inference("nw", estimate, hac.covariance, df), hac.note)
+            lags = hac.lags
         if spec.beta_based:
             series = self._factor_series(inputs)
             aligned = lambdas.select("period_index").join(series, left_on="period_index", right_on="pidx", how="left")
@@ -326,7 +359,7 @@ class FamaMacBeth:
             positions = [terms.index(c) for c in spec.factor_cols]
             if f.shape[0] < 2:
                 raise EstimationError("Shanken correction: fewer than 2 periods of factor values")
-            v_sh, c = shanken_covariance(v_fm, estimate, f, positions)
+            v_sh, c = shanken_covariance(v_fm, estimate, f, positions, periods=t)
             results.append((inference("shanken", estimate, v_sh, df),
                             f"Shanken (1992): (1+c)(V_FM - Sigma_f/T) + Sigma_f/T, c = {c:.6g}, "
                             f"Sigma_f sample covariance (ddof=1) over the T periods; t with T-1 = {df} df"))
@@ -340,10 +373,12 @@ class FamaMacBeth:
                     "std_error": float(inf.std_error[j]), "t_stat": float(inf.t_stat[j]),
                     "p_value": float(inf.p_value[j]), "ci_lower": float(inf.ci_lower[j]),
                     "ci_upper": float(inf.ci_upper[j]), "n_periods": t, "df": inf.df, "avg_n": avg_n,
-                    "avg_r2": avg_r2, "nw_lags": lags if inf.se_type == "nw" else None, "convention": note,
+                    "avg_r2": avg_r2, "nw_lags": (lags[j] if isinstance(lags, list) else lags)
+                    if inf.se_type == "nw" else None, "convention": f"[{spec.conventions}] {note}",
                 })
         estimates = pl.DataFrame(rows, schema_overrides={"nw_lags": pl.Int64})
-        conventions = "\n".join(note for _, note in results)
+        conventions = "\n".join([preset_line(spec), *(note for _, note in results)])
+        self._covariances = {inf.se_type: inf.covariance for inf, _ in results}
         return estimates, conventions
 
     def _factor_series(self, inputs: _Inputs) -> pl.DataFrame:

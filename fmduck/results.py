@@ -21,8 +21,12 @@ from fmduck.errors import FmduckError, RunExistsError, RunNotFoundError
 SCHEMA_VERSION = 1
 TABLES = ("runs", "first_pass", "lambdas", "estimates", "pricing_errors", "skipped")
 # Design-specific tables: created by sql/results/schema.sql.j2 too, deleted with their run.
-EXTRA_TABLES: list[str] = []
+EXTRA_TABLES: list[str] = ["portfolios", "fm1973_portfolio_months", "fm1973_periods", "firm_effect", "mimicking_weights"]
+EXTRA_TABLES.append("tests")  # fmduck/modeltests.py: Wald, GRS, pricing-error chi2 (every two-pass run)
 SE_TYPES = ("fm", "nw", "shanken")
+# design pooled (fmduck/designs/pooled.py) and mimicking (two-pass premium beside the mimicking one)
+SE_TYPES += ("ols", "white", "cluster_asset", "cluster_period", "cluster_both", "driscoll_kraay",
+             "twopass_fm", "twopass_nw", "twopass_shanken")
 
 
 @dataclass(frozen=True)
@@ -111,10 +115,16 @@ def write_run(engine: Engine, schema: str, results: FamaMacBethResults, *, repla
                     f"run {name!r} already exists in schema {schema!r}; choose another name or replace it "
                     "(--replace / replace=True)"
                 )
-            engine.execute(
-                templates.render("results/delete_run", engine.dialect, schema=q_schema, tables=[*TABLES, *EXTRA_TABLES]),
-                {"run_name": name},
-            )
+            delete_rows = getattr(engine, "delete_rows", None)
+            if delete_rows is not None:  # engines without DELETE (Spark) stage it with the inserts
+                for table_name in [*TABLES, *EXTRA_TABLES]:
+                    delete_rows(f"{q_schema}.{templates.ident(table_name)}", "run_name", name)
+            else:
+                engine.execute(
+                    templates.render("results/delete_run", engine.dialect, schema=q_schema,
+                                     tables=[*TABLES, *EXTRA_TABLES]),
+                    {"run_name": name},
+                )
         run = dict(results.run)
         run["spec"] = json.dumps(run["spec"], default=_json_default)
         run["input_fingerprint"] = json.dumps(run["input_fingerprint"], default=_json_default)
@@ -146,7 +156,7 @@ def _lambdas_long(wide: pl.DataFrame, terms: list[str]) -> pl.DataFrame:
 # ------------------------------------------------------------------ reading
 def run_names(engine: Engine, schema: str) -> list[str]:
     try:
-        frame = engine.query(f"SELECT run_name FROM {templates.ident(schema)}.runs ORDER BY created_at")
+        frame = engine.query(_sql(engine, f"SELECT run_name FROM {templates.ident(schema)}.runs ORDER BY created_at"))
     except Exception:  # noqa: BLE001 - a missing schema means no runs
         return []
     return frame["run_name"].to_list()
@@ -156,10 +166,11 @@ def list_runs(engine: Engine, schema: str = "fmduck") -> pl.DataFrame:
     """Stored runs: name, id, time, design, engine, periods, avg N, avg R²."""
     if not run_names(engine, schema):
         return pl.DataFrame(schema={"run_name": pl.Utf8})
-    return engine.query(
+    return engine.query(_sql(
+        engine,
         f"SELECT run_name, run_id, created_at, design, engine, n_periods, avg_n, avg_r2 "
-        f"FROM {templates.ident(schema)}.runs ORDER BY created_at"
-    )
+        f"FROM {templates.ident(schema)}.runs ORDER BY created_at",
+    ))
 
 
 def load_run(engine: Engine, name: str, schema: str = "fmduck") -> FamaMacBethResults:
@@ -170,7 +181,7 @@ def load_run(engine: Engine, name: str, schema: str = "fmduck") -> FamaMacBethRe
         known = ", ".join(names) if names else "none"
         raise RunNotFoundError(f"no run named {name!r} in schema {schema!r} (stored runs: {known})")
     params = {"run_name": name}
-    runs = engine.query(f"SELECT * FROM {q}.runs WHERE run_name = $run_name", params)
+    runs = engine.query(_sql(engine, f"SELECT * FROM {q}.runs WHERE run_name = $run_name"), params)
     run = runs.row(0, named=True)
     version = run.get("schema_version")
     if version != SCHEMA_VERSION:
@@ -182,7 +193,8 @@ def load_run(engine: Engine, name: str, schema: str = "fmduck") -> FamaMacBethRe
     run["input_fingerprint"] = json.loads(run["input_fingerprint"])
 
     def read(table: str, order: str) -> pl.DataFrame:
-        return engine.query(f"SELECT * FROM {q}.{table} WHERE run_name = $run_name ORDER BY {order}", params)
+        return engine.query(_sql(engine, f"SELECT * FROM {q}.{table} WHERE run_name = $run_name ORDER BY {order}"),
+                            params)
 
     estimates = read("estimates", "se_type, term")
     terms = _term_order(run["spec"], estimates["term"].unique().to_list())
@@ -203,7 +215,27 @@ def load_run(engine: Engine, name: str, schema: str = "fmduck") -> FamaMacBethRe
         estimates=estimates,
         pricing_errors=read("pricing_errors", "asset"),
         skipped=read("skipped", "pass, asset, period"),
+        extra=_read_extra(engine, q, params),
     )
+
+
+def _read_extra(engine: Engine, q_schema: str, params: dict[str, Any]) -> dict[str, pl.DataFrame]:
+    """The run's rows of every design-specific table that has some (tables missing in old files are skipped)."""
+    extra = {}
+    for table in EXTRA_TABLES:
+        try:
+            frame = engine.query(
+                _sql(engine, f"SELECT * FROM {q_schema}.{templates.ident(table)} WHERE run_name = $run_name"), params)
+        except Exception:  # noqa: BLE001 - a results file written before this table existed
+            continue
+        if frame.height:
+            extra[table] = frame
+    return extra
+
+
+def _sql(engine: Engine, duckdb_sql: str) -> str:
+    """DuckDB SQL written here, for the engine's dialect (quotes and ``$name`` parameters rewritten)."""
+    return duckdb_sql if engine.dialect == "duckdb" else templates.transpile(duckdb_sql, engine.dialect)
 
 
 def _term_order(spec: dict[str, Any], present: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 from fmduck.errors import SpecError
 from fmduck.inference import LAG_RULES, NW_DIVISORS
 
+FM1973_REGRESSORS = ("beta", "beta2", "se")  # β_p, β_p², s_p(e) in Fama-MacBeth (1973)
 DESIGNS = ("twopass",)  # extended by fmduck.designs modules; checked against fmduck.designs.REGISTRY
 _RUN_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
@@ -48,10 +49,31 @@ class Spec:
     schema: str = "fmduck"
     replace: bool = False
     design: str = "twopass"
+    # design "mimicking" (fmduck/designs/mimicking.py): basis assets (default: every asset of the panel)
+    basis: list[str] = field(default_factory=list)
+    # design "fm1973" (Fama and MacBeth 1973; fmduck/designs/fm1973.py): lengths in calendar periods
+    market: str | None = None
+    formation: int = 48
+    estimation: int = 60
+    testing: int = 48
+    n_portfolios: int = 20
+    fm_regressors: list[str] = field(default_factory=lambda: list(FM1973_REGRESSORS))
+    beta_update: int = 12
+    subperiods: int | None = None
+    # issue 9 (fmduck/conventions.py, prepare.py, grid.py): presets, per-period preparation, WLS, absorb, grid
+    conventions: str = "fmduck"
+    winsorize: float | dict[str, float] | None = None
+    standardize: bool | list[str] = False
+    rank: bool | list[str] = False
+    weights: str | None = None
+    absorb: str | None = None
+    grid: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         self.factor_cols = _as_list(self.factor_cols)
         self.chars = _as_list(self.chars)
+        self.basis = _as_list(self.basis)
+        self.fm_regressors = _as_list(self.fm_regressors)
         if isinstance(self.nw_lags, str) and self.nw_lags.isdigit():
             self.nw_lags = int(self.nw_lags)
         self.validate()
@@ -88,7 +110,7 @@ class Spec:
             raise SpecError(f"unknown design {self.design!r}; known: {', '.join(REGISTRY)}")
         if self.returns is None:
             raise SpecError("a returns panel is required (table, view, file or DataFrame)")
-        if not self.factor_cols and not self.chars:
+        if self.design != "fm1973" and not self.factor_cols and not self.chars:
             raise SpecError("nothing to estimate: give factor columns (beta-based FM) and/or characteristics")
         if self.factor_cols and self.factors is None:
             raise SpecError("factor columns were given but no factors table (--factors)")
@@ -133,6 +155,11 @@ class Spec:
             _positive_int("min_assets", self.min_assets)
         if not isinstance(self.schema, str) or not self.schema:
             raise SpecError("the results schema must be a non-empty name")
+        if self.design == "fm1973":
+            _validate_fm1973(self)
+        from fmduck.prepare import validate_spec_options
+
+        validate_spec_options(self)
 
     # ------------------------------------------------------------------ (de)serialise
     def to_dict(self) -> dict[str, Any]:
@@ -166,12 +193,44 @@ class Spec:
             raise SpecError(f"spec file not found: {path}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise SpecError(f"spec file {path} is not valid TOML: {exc}") from exc
-        data = dict(data.get("run", data))
+        raw, data = data, dict(data.get("run", data))
+        if "run" in raw and "grid" in raw and "grid" not in data:  # [[grid]] beside a [run] table
+            data["grid"] = raw["grid"]
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(data)
 
     def replace_with(self, **changes: Any) -> Spec:
         return dataclasses.replace(self, **changes)
+
+
+def _validate_fm1973(spec: Spec) -> None:
+    """Options of the Fama-MacBeth (1973) portfolio design."""
+    if spec.factors is None or not spec.market:
+        raise SpecError("design fm1973 needs a factors table (--factors) and its market return column (--market)")
+    for label, value in (("--factor-cols", spec.factor_cols), ("--chars", spec.chars), ("--window", spec.window)):
+        if value:
+            raise SpecError(f"design fm1973 does not use {label}: betas are on --market, over the formation and "
+                            "estimation periods (--formation, --estimation)")
+    if not spec.intercept:
+        raise SpecError("design fm1973 always fits the intercept gamma_0 (drop --no-intercept)")
+    for name in ("formation", "estimation", "testing", "n_portfolios", "beta_update"):
+        _positive_int(name, getattr(spec, name))
+    for name in ("formation", "estimation"):
+        if getattr(spec, name) < 3:
+            raise SpecError(f"{name} must be at least 3 periods (a market-model regression needs a residual df)")
+    if spec.min_obs is not None and not 3 <= spec.min_obs <= spec.formation:
+        raise SpecError(f"min_obs (formation-period observations per stock) must be between 3 and "
+                        f"formation = {spec.formation}, got {spec.min_obs}")
+    unknown = [r for r in spec.fm_regressors if r not in FM1973_REGRESSORS]
+    if unknown or "beta" not in spec.fm_regressors or len(set(spec.fm_regressors)) != len(spec.fm_regressors):
+        raise SpecError(f"fm_regressors must list 'beta' and optionally 'beta2', 'se' once each, got "
+                        f"{', '.join(spec.fm_regressors) or 'none'}")
+    spec.fm_regressors = [r for r in FM1973_REGRESSORS if r in spec.fm_regressors]
+    if spec.n_portfolios < len(spec.fm_regressors) + 2:
+        raise SpecError(f"n_portfolios {spec.n_portfolios} is too few for gamma_0 and {len(spec.fm_regressors)} "
+                        f"regressor(s): the monthly cross-section needs at least {len(spec.fm_regressors) + 2}")
+    if spec.subperiods is not None:
+        _positive_int("subperiods", spec.subperiods)
 
 
 def _as_list(value: Any) -> list[str]:

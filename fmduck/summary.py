@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import polars as pl
 
+from fmduck.formatting import fmt
+
 if TYPE_CHECKING:
     from fmduck.results import FamaMacBethResults
 
+# design -> "module:function(results, text) -> text", called with this xtfmb-style text
+DESIGN_SUMMARIES: dict[str, str] = {"fm1973": "fmduck.designs.fm1973:design_summary"}
 SE_LABELS = {"fm": "Fama-MacBeth", "nw": "Newey-West", "shanken": "Shanken (1992)"}
+SE_LABELS.update({  # designs pooled and mimicking (fmduck/designs/pooled.py, mimicking.py)
+    "ols": "Pooled OLS", "white": "Pooled OLS, White (HC1)", "cluster_asset": "Pooled OLS, clustered by asset",
+    "cluster_period": "Pooled OLS, clustered by period", "cluster_both": "Pooled OLS, clustered by asset and period",
+    "driscoll_kraay": "Pooled OLS, Driscoll-Kraay", "twopass_fm": "Two-pass, Fama-MacBeth",
+    "twopass_nw": "Two-pass, Newey-West", "twopass_shanken": "Two-pass, Shanken (1992)",
+})
+# first header line per design (default: the two-pass title)
+TITLES = {"pooled": "Pooled OLS beside Fama-MacBeth (firm effect)", "mimicking": "Mimicking portfolios beside two-pass"}
 WIDTH = 78
 
 
 def number(value: float | None, width: int = 10, digits: int = 6) -> str:
     """A right-aligned number with ``digits`` significant digits, like Stata's %9.0g-ish columns."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ".".rjust(width)
-    text = f"{value:.{digits}g}"
-    if "e" not in text and abs(value) < 1 and value != 0:
-        text = text.replace("0.", ".", 1)
-    return text.rjust(width)
+    return fmt(value, digits, significant=True, missing=".").rjust(width)
 
 
 def text_summary(results: FamaMacBethResults) -> str:
@@ -31,7 +37,7 @@ def text_summary(results: FamaMacBethResults) -> str:
     fp = run.get("input_fingerprint", {}) or {}
     first = est.row(0, named=True)
     head_left = [
-        "Fama-MacBeth (1973) two-pass procedure",
+        TITLES.get(run.get("design"), "Fama-MacBeth (1973) two-pass procedure"),
         f"Run: {run['run_name']}  ({run['design']}, {run['engine']})",
         _pass1_line(spec),
         f"Dependent: {spec.get('ret')}" + (f" - {spec['rf']}" if spec.get("rf") else ""),
@@ -57,6 +63,12 @@ def text_summary(results: FamaMacBethResults) -> str:
                 f"   {number(row['ci_lower'], 10)}  {number(row['ci_upper'], 10)}"
             )
     lines.append("-" * WIDTH)
+    tests = (results.extra or {}).get("tests")
+    if tests is not None and tests.height:  # fmduck/modeltests.py
+        from fmduck.modeltests import summary_lines
+
+        lines.extend(summary_lines(tests))
+        lines.append("-" * WIDTH)
     lines.extend(f"Note: {line}" for line in str(run.get("conventions", "")).splitlines() if line)
     skipped = results.skipped
     if skipped is not None and skipped.height:
@@ -64,7 +76,14 @@ def text_summary(results: FamaMacBethResults) -> str:
         for row in counts.iter_rows(named=True):
             lines.append(f"Skipped ({row['pass']}): {row['len']} {'regression' if row['len'] == 1 else 'regressions'}"
                          f" - {row['reason']}")
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    hook = DESIGN_SUMMARIES.get(run.get("design"))
+    if hook is not None:  # a design that lays out more than this block (e.g. fm1973's Table 3)
+        import importlib
+
+        module, _, function = hook.partition(":")
+        return getattr(importlib.import_module(module), function)(results, text)
+    return text
 
 
 def _pass1_line(spec: dict) -> str:
@@ -81,6 +100,4 @@ def _pass1_line(spec: dict) -> str:
 
 
 def _fixed(value: float | None, width: int, digits: int) -> str:
-    if value is None or not math.isfinite(value):
-        return ".".rjust(width)
-    return f"{value:{width}.{digits}f}"
+    return fmt(value, digits, missing=".").rjust(width)

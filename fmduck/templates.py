@@ -42,6 +42,19 @@ def environment(kind: str = "sql") -> jinja2.Environment:
     )
 
 
+@lru_cache(maxsize=None)
+def report_environment() -> jinja2.Environment:
+    """The jinja2 environment for ``reports/``: ``*.html.j2`` autoescape, LaTeX and text do not."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in template_dirs("reports")]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False),
+    )
+
+
 def render(name: str, dialect: str = "duckdb", **context: Any) -> str:
     """Render ``sql/<name>.sql.j2`` and transpile it to ``dialect``.
 
@@ -59,8 +72,16 @@ def transpile(sql: str, dialect: str) -> str:
     """Parse DuckDB SQL (one or more statements) and generate it for ``dialect``."""
     if dialect not in DIALECTS:
         raise SpecError(f"unknown SQL dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
-    statements = sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)
-    return ";\n".join(statements)
+    trees = [tree for tree in sqlglot.parse(sql, read="duckdb") if tree is not None]
+    if dialect == "spark":  # Spark has no JSON column type: JSON text is stored as STRING
+        trees = [tree.transform(_json_as_string) for tree in trees]
+    return ";\n".join(tree.sql(dialect, pretty=True) for tree in trees)
+
+
+def _json_as_string(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.JSON:
+        return exp.DataType.build("VARCHAR")
+    return node
 
 
 def ident(name: str) -> str:

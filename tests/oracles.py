@@ -66,7 +66,7 @@ def ols_numpy(y: np.ndarray, x: np.ndarray, intercept: bool = True) -> dict[str,
     resid = y - x @ beta
     ssr = float(resid @ resid)
     s2 = ssr / (n - p)
-    q, r = np.linalg.qr(x)
+    _, r = np.linalg.qr(x)
     rinv = np.linalg.inv(r)
     se = np.sqrt(s2 * np.sum(rinv * rinv, axis=1))
     tss = float(((y - y.mean()) ** 2).sum()) if intercept else float(y @ y)
@@ -170,7 +170,7 @@ def first_pass_frame(fits: dict, factor_cols: Sequence[str], rolling: bool) -> p
 def pass2(panel, factors, *, betas: dict | None = None, factor_cols: Sequence[str] = (), rolling: bool = False,
           beta_lag: int = 1, chars: Sequence[str] = (), char_lag: int = 0, intercept: bool = True,
           asset="asset", period="period", ret="ret", rf: str | None = None, ols=ols_numpy,
-          calendar_source: pl.DataFrame | None = None) -> dict:
+          calendar_source: pl.DataFrame | None = None, _keep_assets: bool = False) -> dict:
     """pidx -> (period, OLS of the cross-section of returns on betas and characteristics).
 
     ``betas``: asset -> beta vector (full sample) or (asset, pidx) -> beta vector (rolling; the
@@ -201,7 +201,7 @@ def pass2(panel, factors, *, betas: dict | None = None, factor_cols: Sequence[st
             x += [src[c] for c in chars]
         if not _complete([y, *x]):
             continue
-        by_t[t].append((y, x))
+        by_t[t].append((y, x, a))
     inv_cal = {v: k for k, v in cal.items()}
     p = (len(factor_cols) if betas is not None else 0) + len(chars) + int(intercept)
     out = {}
@@ -213,7 +213,10 @@ def pass2(panel, factors, *, betas: dict | None = None, factor_cols: Sequence[st
         design = np.column_stack([np.ones(len(y)), x]) if intercept else x
         if np.linalg.matrix_rank(design) < design.shape[1]:
             continue
-        out[t] = (inv_cal[t], ols(y, x, intercept=intercept))
+        fitted = ols(y, x, intercept=intercept)
+        if _keep_assets:
+            fitted["assets"] = [r[2] for r in rows]
+        out[t] = (inv_cal[t], fitted)
     return out
 
 
@@ -315,3 +318,73 @@ def synthetic_panel(seed: int = 0, n_assets: int = 12, n_periods: int = 48, fact
             rows.append({"asset": f"A{i:03d}", "period": t + 1, "ret": ret, **{ch: float(c[j]) for j, ch in enumerate(chars)}})
     schema = {"asset": pl.Utf8, "period": pl.Int64, "ret": pl.Float64, **{ch: pl.Float64 for ch in chars}}
     return pl.DataFrame(rows, schema=schema), factors
+
+
+def ols_exact(y, x, intercept: bool = True) -> dict[str, np.ndarray | float]:
+    """Extended-precision oracle: the normal equations solved in exact rational arithmetic
+    (``fractions.Fraction`` of the float64 inputs), rounded to float64 only at the end."""
+    from fractions import Fraction
+
+    y = [Fraction(float(v)) for v in np.asarray(y, dtype=np.float64)]
+    rows = np.asarray(x, dtype=np.float64).reshape(len(y), -1)
+    xs = [([Fraction(1)] if intercept else []) + [Fraction(float(v)) for v in r] for r in rows]
+    n, p = len(xs), len(xs[0])
+    xtx = [[sum(r[i] * r[j] for r in xs) for j in range(p)] for i in range(p)]
+    xty = [sum(r[i] * v for r, v in zip(xs, y)) for i in range(p)]
+    # Gauss-Jordan on [X'X | I | X'y]
+    aug = [xtx[i] + [Fraction(int(i == j)) for j in range(p)] + [xty[i]] for i in range(p)]
+    for c in range(p):
+        piv = next(r for r in range(c, p) if aug[r][c] != 0)
+        aug[c], aug[piv] = aug[piv], aug[c]
+        aug[c] = [v / aug[c][c] for v in aug[c]]
+        for r in range(p):
+            if r != c and aug[r][c] != 0:
+                aug[r] = [a - aug[r][c] * b for a, b in zip(aug[r], aug[c])]
+    beta = [aug[i][-1] for i in range(p)]
+    inv = [[aug[i][p + j] for j in range(p)] for i in range(p)]
+    resid = [v - sum(b * xi for b, xi in zip(beta, r)) for r, v in zip(xs, y)]
+    ssr = sum(e * e for e in resid)
+    s2 = ssr / (n - p)
+    ybar = sum(y) / n
+    tss = sum((v - ybar) ** 2 for v in y) if intercept else sum(v * v for v in y)
+    r2 = 1 - ssr / tss
+    return {"params": np.array([float(b) for b in beta]),
+            "se": np.array([math.sqrt(float(s2 * inv[i][i])) for i in range(p)]),
+            "r2": float(r2), "adj_r2": float(1 - (1 - r2) * Fraction(n - int(intercept), n - p)),
+            "rmse": math.sqrt(float(s2)), "nobs": n}
+
+
+def naive_slope(y, x) -> float:
+    """The textbook raw-moment slope (Σxy − ΣxΣy/n)/(Σx² − (Σx)²/n) in float64 — loses precision when
+    the mean of x dwarfs its spread (catastrophic cancellation)."""
+    y = np.asarray(y, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    n = len(y)
+    sxx = float(np.sum(x * x)) - float(np.sum(x)) ** 2 / n
+    sxy = float(np.sum(x * y)) - float(np.sum(x)) * float(np.sum(y)) / n
+    return sxy / sxx
+
+
+def pricing_errors(panel, factors, lambdas: dict, **pass2_options) -> pl.DataFrame:
+    """α_i = mean over the asset's pass-2 periods of r_it − x_it'λ_t; SE = sd(ddof=1)/√n."""
+    captured: dict = defaultdict(list)
+
+    def capture(y, x, intercept=True):
+        return {"y": y, "x": x}
+
+    rows = pass2(panel, factors, ols=capture, **pass2_options, _keep_assets=True)
+    for t, (_, cs) in rows.items():
+        if t not in lambdas:
+            continue
+        lam = np.asarray(lambdas[t])
+        x = cs["x"]
+        design = np.column_stack([np.ones(len(cs["y"])), x]) if pass2_options.get("intercept", True) else x
+        for a, e in zip(cs["assets"], cs["y"] - design @ lam):
+            captured[a].append(e)
+    out = []
+    for a, e in sorted(captured.items()):
+        e = np.asarray(e)
+        se = e.std(ddof=1) / math.sqrt(len(e)) if len(e) > 1 else float("nan")
+        out.append({"asset": str(a), "alpha": e.mean(), "std_error": se, "t_stat": e.mean() / se,
+                    "n_periods": float(len(e))})
+    return pl.DataFrame(out)

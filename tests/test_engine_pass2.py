@@ -86,7 +86,7 @@ def test_betas_and_characteristics(fit, char_lag):
 
 def test_no_intercept_r2_is_uncentred(fit):
     """Without an intercept R²_t = 1 − SSR/Σy² (uncentred, as statsmodels); the centred value differs."""
-    panel, factors = oracles.synthetic_panel(seed=16, n_assets=15, n_periods=24, chars=["size"])
+    panel, _ = oracles.synthetic_panel(seed=16, n_assets=15, n_periods=24, chars=["size"])
     panel = panel.with_columns(pl.col("ret") + 50.0)  # a large mean makes centred and uncentred R² far apart
     res = fit(returns=panel, chars=["size"], intercept=False)
     rows = panel.sort("period")
@@ -111,3 +111,21 @@ def test_lambdas_sql_table_matches(fit, con):
     oracles.compare_frames(wide, want, ["period_index"], ["const", *FACTORS, *LAMBDA_STATS],
                            label="pass2 full betas vs numpy_lstsq (SQL table)")
     assert res.lambdas.height == wide.height
+
+
+@pytest.mark.parametrize(("window", "chars", "intercept"), [(None, (), True), (None, ("size",), False),
+                                                            (12, ("size",), True)])
+def test_pricing_errors(fit, window, chars, intercept):
+    """α_i = mean_t(r_it − x_it'λ_t) over the asset's pass-2 periods, SE = sd/√n, vs numpy."""
+    panel, factors = oracles.synthetic_panel(seed=18, n_assets=12, n_periods=40, chars=list(chars), missing=0.1,
+                                             null_ret=0.05)
+    res = fit(returns=panel, factors=factors, factor_cols=FACTORS, chars=list(chars), window=window,
+              intercept=intercept)
+    fits = (oracles.pass1_rolling(panel, factors, FACTORS, window) if window
+            else oracles.pass1_full(panel, factors, FACTORS))
+    options = {"betas": oracles.betas_from(fits), "factor_cols": FACTORS, "rolling": bool(window), "chars": chars,
+               "intercept": intercept}
+    lam = {t: f["params"] for t, (_, f) in oracles.pass2(panel, factors, **options).items()}
+    want = oracles.pricing_errors(panel, factors, lam, **options)
+    oracles.compare_frames(res.pricing_errors, want, ["asset"], ["alpha", "std_error", "t_stat", "n_periods"],
+                           label="pricing errors vs numpy")

@@ -1,0 +1,302 @@
+"""Tests of the model, stored in ``fmduck.tests`` (one row per test, SE type and distribution).
+
+- ``wald_slopes``: H0 all slopes (every term but ``const``) are zero, W = λ̄_s' V_s⁻¹ λ̄_s with the
+  full covariance V of λ̄ of each SE type (fm, nw, shanken). Rows: χ²(k) and an F form —
+  Hotelling's T² F = W (T − k)/(k (T − 1)) ~ F(k, T − k) (linearmodels 7.1 ``f_statistic_robust``),
+  or under the ``stata`` preset the ``asreg, fmb`` header form F = W/k ~ F(k, T − 1).
+  :func:`wald_test` tests any linear restriction R λ = r of a (stored) run.
+- ``grs``: Gibbons, Ross and Shanken (1989) on the full-sample first-pass alphas, for a
+  full-sample beta-based run on a balanced panel (every asset in the same T periods); the factors
+  must be traded excess returns (not checked). GRS = (T/N) (T − N − K)/(T − K − 1) ·
+  α' Σ⁻¹ α / (1 + μ' Ω⁻¹ μ) ~ F(N, T − N − K), Σ = ε'ε/(T − K − 1) (residual cross-moments summed in
+  SQL, ``sql/resid_cross.sql.j2``), Ω the factor covariance (T − 1), μ the factor means.
+  Skipped, with the reason in ``note``, when unbalanced or N ≥ T − K.
+- ``pricing_chi2``: α̂' cov(α̂)⁺ α̂ ~ χ²(N − p) for the pricing errors α̂_i = mean_t(r_it − x_i'λ_t) of
+  a full-sample beta run without characteristics on a balanced panel (Cochrane, Asset Pricing,
+  rev. ed., ch. 12): se_type ``fm`` uses cov(α̂) = Σ_t (α_t − α̂)(α_t − α̂)'/T² (12.2);
+  ``ols`` uses (1/T)(I − X(X'X)⁻¹X') Σ (I − X(X'X)⁻¹X')' with Σ = ε'ε/T the first-pass residual
+  covariance and X = [1, β] (or β without intercept) (12.1, without Shanken); ``shanken`` multiplies
+  that by 1 + λ_f' Σ_f⁻¹ λ_f (Σ_f: factor covariance, T − 1). p = number of pass-2 terms.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+from scipy import stats
+from sqlglot import exp
+
+from fmduck import templates
+from fmduck.errors import FmduckError
+from fmduck.moments import Variable
+
+if TYPE_CHECKING:
+    from fmduck.model import FamaMacBeth
+
+COLUMNS = {"test": pl.Utf8, "se_type": pl.Utf8, "distribution": pl.Utf8, "statistic": pl.Float64,
+           "df1": pl.Int64, "df2": pl.Int64, "p_value": pl.Float64, "note": pl.Utf8}
+
+
+def empty() -> pl.DataFrame:
+    return pl.DataFrame(schema=COLUMNS)
+
+
+def _row(test: str, se_type: str | None, dist: str | None, stat: float, df1: int | None, df2: int | None,
+         p: float, note: str) -> dict[str, Any]:
+    return {"test": test, "se_type": se_type, "distribution": dist, "statistic": stat, "df1": df1, "df2": df2,
+            "p_value": p, "note": note}
+
+
+def _skip(test: str, se_type: str | None, reason: str) -> dict[str, Any]:
+    return _row(test, se_type, None, float("nan"), None, None, float("nan"), f"skipped: {reason}")
+
+
+# ====================================================================== Wald
+def wald_rows(estimate: np.ndarray, covariances: dict[str, np.ndarray], terms: list[str], t: int,
+              f_form: str = "hotelling", restriction: np.ndarray | None = None, value: np.ndarray | None = None,
+              test: str = "wald_slopes") -> list[dict[str, Any]]:
+    """χ² and F rows of the Wald test R λ = r for each covariance (default: all slopes zero)."""
+    if restriction is None:
+        slopes = [j for j, term in enumerate(terms) if term != "const"]
+        restriction = np.eye(len(terms))[slopes]
+    restriction = np.atleast_2d(np.asarray(restriction, dtype=np.float64))
+    if restriction.shape[1] != len(terms):
+        raise FmduckError(f"restriction matrix has {restriction.shape[1]} columns; the run has {len(terms)} terms "
+                          f"({', '.join(terms)})")
+    k = restriction.shape[0]
+    value = np.zeros(k) if value is None else np.asarray(value, dtype=np.float64).reshape(k)
+    if k == 0:
+        return [_skip(test, None, "the model has no slopes to test")]
+    rows = []
+    diff = restriction @ estimate - value
+    for se_type, cov in covariances.items():
+        v = restriction @ cov @ restriction.T
+        if not np.isfinite(v).all():
+            rows.append(_skip(test, se_type, "no joint covariance (the sandwich preset estimates each term "
+                                             "separately)"))
+            continue
+        try:
+            w = float(diff @ np.linalg.solve(v, diff))
+        except np.linalg.LinAlgError:
+            rows.append(_skip(test, se_type, "the covariance of the tested combinations is singular"))
+            continue
+        rows.append(_row(test, se_type, "chi2", w, k, None, float(stats.chi2.sf(w, k)), f"W ~ chi2({k})"))
+        if f_form == "stata":
+            f = w / k
+            rows.append(_row(test, se_type, "F", f, k, t - 1, float(stats.f.sf(f, k, t - 1)),
+                             f"F = W/k ~ F({k}, T-1) (Stata asreg/xtfmb)"))
+        elif f_form == "hotelling":
+            if t > k:
+                f = w * (t - k) / (k * (t - 1))
+                rows.append(_row(test, se_type, "F", f, k, t - k, float(stats.f.sf(f, k, t - k)),
+                                 f"Hotelling T2: F = W(T-k)/(k(T-1)) ~ F({k}, T-k) (linearmodels 7.1)"))
+            else:
+                rows.append(_skip(test, se_type, f"Hotelling F needs T > k (T = {t}, k = {k})"))
+    return rows
+
+
+def wald_test(results: Any, restriction: Any, value: Any = None, se_type: str = "fm") -> dict[str, Any]:
+    """Wald test of R λ = r on a (stored or fresh) run: ``{"chi2": (W, df, p), "F": (F, df1, df2, p)}``.
+
+    ``restriction`` is a matrix over the run's terms, or a dict {term: coefficient} for one row.
+    The covariance is recomputed from the stored λ_t with the run's conventions (fm or nw).
+    """
+    from fmduck import conventions
+    from fmduck.inference import fm_covariance
+
+    terms = results.terms
+    if isinstance(restriction, dict):
+        unknown = sorted(set(restriction) - set(terms))
+        if unknown:
+            raise FmduckError(f"unknown term(s) {', '.join(unknown)}; the run has {', '.join(terms)}")
+        restriction = [[float(restriction.get(term, 0.0)) for term in terms]]
+    lam = results.lambdas.select(terms).to_numpy().astype(np.float64)
+    spec = results.spec
+    if se_type == "fm":
+        cov = fm_covariance(lam)
+    elif se_type == "nw":
+        conv = conventions.preset(spec.get("conventions", "fmduck"))
+        cov = conventions.newey_west(lam, results.lambdas["period_index"].to_numpy(), conv,
+                                     spec.get("nw_lags", "auto"), spec.get("nw_divisor", "T")).covariance
+    else:
+        raise FmduckError(f"wald_test recomputes 'fm' or 'nw' covariances, not {se_type!r}")
+    f_form = "stata" if spec.get("conventions") == "stata" else "hotelling"
+    rows = wald_rows(lam.mean(axis=0), {se_type: cov}, terms, lam.shape[0], f_form, np.asarray(restriction, float),
+                     value, test="wald")
+    out: dict[str, Any] = {}
+    for r in rows:
+        if r["distribution"] == "chi2":
+            out["chi2"] = (r["statistic"], r["df1"], r["p_value"])
+        elif r["distribution"] == "F":
+            out["F"] = (r["statistic"], r["df1"], r["df2"], r["p_value"])
+        else:
+            out["note"] = r["note"]
+    return out
+
+
+# ====================================================================== residual cross-moments (SQL)
+def _cross(model: FamaMacBeth, label: str, resid: exp.Expression, **source: Any) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """Assets, n[N, N], Σe_i e_j[N, N], Σe_i over common periods [N, N] (row i, col j) from SQL."""
+    context, params = model._row_source(**source)
+    context["variables"] = [{"expr": templates.sql(resid), "alias": "v0", "shift": "shift_0"}]
+    sql = templates.render("resid_cross", model.engine.dialect, periods_only=False, **context)
+    model._record(label, sql)
+    frame = model.engine.query(sql, {**params, "shift_0": 0.0})
+    assets = sorted(set(frame["asset_i"].cast(pl.Utf8).to_list()) | set(frame["asset_j"].cast(pl.Utf8).to_list()))
+    pos = {a: i for i, a in enumerate(assets)}
+    ii = np.array([pos[a] for a in frame["asset_i"].cast(pl.Utf8).to_list()], dtype=np.int64)
+    jj = np.array([pos[a] for a in frame["asset_j"].cast(pl.Utf8).to_list()], dtype=np.int64)
+    size = len(assets)
+    n, sij, si = np.zeros((size, size)), np.zeros((size, size)), np.zeros((size, size))
+    for arr, col_ij, col_ji in ((n, "n", "n"), (sij, "s_ij", "s_ij"), (si, "s_i", "s_j")):
+        arr[ii, jj] = frame[col_ij].to_numpy()
+        arr[jj, ii] = frame[col_ji].to_numpy()
+    return assets, n, sij, si
+
+
+def _periods(model: FamaMacBeth, resid: exp.Expression, **source: Any) -> np.ndarray:
+    context, params = model._row_source(**source)
+    context["variables"] = [{"expr": templates.sql(resid), "alias": "v0", "shift": "shift_0"}]
+    sql = templates.render("resid_cross", model.engine.dialect, periods_only=True, **context)
+    return model.engine.query(sql, {**params, "shift_0": 0.0})["pidx"].to_numpy()
+
+
+def _balanced(n: np.ndarray, t_periods: int) -> bool:
+    return bool(n.size) and bool(np.all(n == t_periods))
+
+
+# ====================================================================== GRS and pricing χ²
+def model_tests(model: FamaMacBeth, inputs: Any, first_pass: pl.DataFrame, betas: pl.DataFrame | None,
+                lambdas: pl.DataFrame, regressors: list[Variable], pricing: pl.DataFrame) -> pl.DataFrame:
+    """Every test the run supports (called inside ``fit`` while the uploads exist)."""
+    from fmduck.conventions import preset
+
+    spec = model.spec
+    terms = spec.terms
+    t = lambdas.height
+    estimate = lambdas.select(terms).to_numpy().astype(np.float64).mean(axis=0)
+    f_form = preset(spec.conventions).wald_f
+    rows = wald_rows(estimate, model._covariances, terms, t, f_form)
+    if spec.beta_based and not spec.rolling:
+        rows += _grs_and_pricing(model, inputs, first_pass, lambdas, regressors, pricing)
+    return pl.DataFrame(rows, schema=COLUMNS)
+
+
+def _grs_and_pricing(model: FamaMacBeth, inputs: Any, first_pass: pl.DataFrame, lambdas: pl.DataFrame,
+                     regressors: list[Variable], pricing: pl.DataFrame) -> list[dict[str, Any]]:
+    spec = model.spec
+    k = len(spec.factor_cols)
+    wide = first_pass.pivot(on="term", index="asset", values="estimate").sort("asset")
+    params_table = f"{model._tables['betas']}_grs"
+    upload = wide.select(pl.col("asset"), pl.col("const").alias("a"),
+                         *[pl.col(f).alias(f"b{j}") for j, f in enumerate(spec.factor_cols)])
+    model.engine.upload(params_table, upload)
+    try:
+        fitted: exp.Expression = exp.column("a", table="b")
+        for j, fv in enumerate(inputs.factors_vars):
+            fitted = exp.Add(this=fitted, expression=exp.Mul(this=exp.column(f"b{j}", table="b"),
+                                                             expression=exp.Paren(this=fv.expr)))
+        resid = exp.Sub(this=exp.Paren(this=inputs.y.expr), expression=exp.Paren(this=fitted))
+        source = {"factors": inputs.factors.sql, "betas": "full", "betas_table": templates.ident(params_table)}
+        pidx = _periods(model, resid, **source)
+        assets, n, sij, _ = _cross(model, "first-pass residual cross-moments (GRS)", resid, **source)
+    finally:
+        model.engine.drop_upload(params_table)
+    t_ts, big_n = len(pidx), len(assets)
+    rows: list[dict[str, Any]] = []
+    balanced = _balanced(n, t_ts)
+    series = model._factor_series(inputs)
+    f = (pl.DataFrame({"pidx": pidx}).join(series, on="pidx", how="left")
+         .select([f"f{j}" for j in range(k)]).to_numpy().astype(np.float64))
+    if not balanced:
+        rows.append(_skip("grs", None, f"unbalanced panel: not every asset has all {t_ts} periods"))
+    elif big_n >= t_ts - k:
+        rows.append(_skip("grs", None, f"N = {big_n} test assets is not below T - K = {t_ts - k}"))
+    else:
+        alpha = wide.filter(pl.col("asset").is_in(assets)).sort("asset")["const"].to_numpy()
+        sigma = sij / (t_ts - k - 1)
+        mu = f.mean(axis=0)
+        omega = np.atleast_2d(np.cov(f, rowvar=False, ddof=1))
+        quad = float(alpha @ np.linalg.solve(sigma, alpha))
+        denom = 1.0 + float(mu @ np.linalg.solve(omega, mu))
+        grs = t_ts / big_n * (t_ts - big_n - k) / (t_ts - k - 1) * quad / denom
+        df2 = t_ts - big_n - k
+        rows.append(_row("grs", None, "F", grs, big_n, df2, float(stats.f.sf(grs, big_n, df2)),
+                         f"GRS (1989) on first-pass alphas, N = {big_n}, T = {t_ts}, K = {k}; "
+                         "assumes traded excess-return factors"))
+    if spec.chars:
+        rows.append(_skip("pricing_chi2", None, "characteristics vary over time; the test needs constant betas"))
+        return rows
+    if not balanced:
+        rows.append(_skip("pricing_chi2", None, "unbalanced panel"))
+        return rows
+    rows += _pricing_chi2(model, inputs, lambdas, regressors, pricing, assets, sij / t_ts, wide, f)
+    return rows
+
+
+def _pricing_chi2(model: FamaMacBeth, inputs: Any, lambdas: pl.DataFrame, regressors: list[Variable],
+                  pricing: pl.DataFrame, assets: list[str], sigma: np.ndarray, wide: pl.DataFrame,
+                  f: np.ndarray) -> list[dict[str, Any]]:
+    spec = model.spec
+    terms = spec.terms
+    t = lambdas.height
+    p = len(terms)
+    alpha = pricing.filter(pl.col("asset").is_in(assets)).sort("asset")["alpha"].to_numpy()
+    big_n = len(alpha)
+    dof = big_n - p
+    if dof < 1 or len(alpha) != len(assets):
+        return [_skip("pricing_chi2", None, f"N = {big_n} assets leave no degrees of freedom for {p} terms")]
+    # FM covariance of the pricing errors: cross-moments of the pass-2 residuals (SQL)
+    fitted: exp.Expression | None = exp.column("l0", table="l") if spec.intercept else None
+    for j, reg in enumerate(regressors):
+        term = exp.Mul(this=exp.column(f"l{j + int(spec.intercept)}", table="l"), expression=exp.Paren(this=reg.expr))
+        fitted = term if fitted is None else exp.Add(this=fitted, expression=term)
+    resid = exp.Sub(this=exp.Paren(this=inputs.y.expr), expression=exp.Paren(this=fitted))
+    source = {**model._pass2_source(inputs, True), "lambdas_table": templates.ident(model._tables["lambdas"])}
+    names, n, sij, si = _cross(model, "pass-2 residual cross-moments (pricing-error chi2)", resid, **source)
+    rows: list[dict[str, Any]] = []
+    if names != assets or not _balanced(n, t):
+        rows.append(_skip("pricing_chi2", "fm", "pass-2 residuals are not balanced over the estimated periods"))
+    else:
+        cov_fm = (sij - si * si.T / t) / t / t
+        rows.append(_chi2_row("fm", alpha, cov_fm, dof, "Cochrane (12.2): cov = sum_t (a_t - a)(a_t - a)'/T^2"))
+    x = wide.filter(pl.col("asset").is_in(assets)).sort("asset").select(spec.factor_cols).to_numpy()
+    if spec.intercept:
+        x = np.column_stack([np.ones(big_n), x])
+    proj = np.eye(big_n) - x @ np.linalg.solve(x.T @ x, x.T)
+    cov_ols = proj @ sigma @ proj.T / t
+    rows.append(_chi2_row("ols", alpha, cov_ols, dof, "Cochrane (12.1): (1/T)(I-X(X'X)^-1X') Sigma (.)', "
+                                                       "Sigma = e'e/T, no Shanken"))
+    lam_f = lambdas.select(spec.factor_cols).to_numpy().astype(np.float64).mean(axis=0)
+    sigma_f = np.atleast_2d(np.cov(f, rowvar=False, ddof=1))
+    c = float(lam_f @ np.linalg.solve(sigma_f, lam_f))
+    rows.append(_chi2_row("shanken", alpha, cov_ols * (1.0 + c), dof,
+                          f"Cochrane (12.1) x Shanken (1 + c), c = {c:.6g}"))
+    return rows
+
+
+def _chi2_row(se_type: str, alpha: np.ndarray, cov: np.ndarray, dof: int, note: str) -> dict[str, Any]:
+    """α' cov⁺ α with the pseudo-inverse on the dof largest eigenvalues (cov has rank N − p)."""
+    vals, vecs = np.linalg.eigh((cov + cov.T) / 2.0)
+    keep = np.argsort(vals)[::-1][:dof]
+    if not np.all(vals[keep] > 0):
+        return _skip("pricing_chi2", se_type, "the covariance of the pricing errors has rank below N - p")
+    z = vecs[:, keep].T @ alpha
+    stat = float(np.sum(z * z / vals[keep]))
+    return _row("pricing_chi2", se_type, "chi2", stat, dof, None, float(stats.chi2.sf(stat, dof)), note)
+
+
+def summary_lines(tests: pl.DataFrame) -> list[str]:
+    """The tests block of the text summary."""
+    lines = [f"{'Tests of the model':<22}{'SE':>8}{'dist.':>7}{'statistic':>12}{'df':>12}{'p-value':>10}"]
+    for r in tests.iter_rows(named=True):
+        name, se = r["test"], r["se_type"] or ""
+        stat = r["statistic"]
+        if stat is None or not np.isfinite(stat):
+            lines.append(f"{name:<22}{se:>8}  {r['note']}"[:120])
+            continue
+        df = f"{r['df1']}" + (f", {r['df2']}" if r["df2"] is not None else "")
+        lines.append(f"{name:<22}{se:>8}{r['distribution']:>7}{stat:>12.4f}{df:>12}{r['p_value']:>10.4f}")
+    return lines
