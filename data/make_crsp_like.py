@@ -1,6 +1,6 @@
 """Write a simulated CRSP-like monthly stock panel for the fm1973 worked example (README).
 
-    python data/make_crsp_like.py crsp_like.duckdb            # tables stocks(permno, date, ret), market(date, vwretd, rf)
+    python data/make_crsp_like.py crsp_like.duckdb  # tables stocks(permno, date, ret), market(date, vwretd, rf)
     python data/make_crsp_like.py crsp_like.duckdb --gamma2 -0.015   # plant a beta-squared premium
 
 1000 stocks over 1926-01 .. 1964-12 (468 months), listing and delisting at random, fat-tailed
@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import duckdb  # noqa: E402
+import duckdb
 
-from fmduck.designs.crsp_like import simulate_crsp_like  # noqa: E402
+from fmduck.designs.crsp_like import simulate_crsp_like
 
 
 def main() -> None:

@@ -120,22 +120,19 @@ def _results_option(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    from fmduck.engines.translate import TranslatingEngine
     from fmduck.model import FamaMacBeth
-    from fmduck.templates import transpile
 
     spec = spec_from_args(args)
     engine = _engine(args)
-    dialect = args.dialect or engine.dialect
-    if dialect != engine.dialect and not args.quiet:
-        print(f"fmduck: SQL of the {engine.dialect} run translated to {dialect} by sqlglot (identical to what a "
-              f"{dialect} engine runs while no sql/{dialect}/ override applies); run on a {dialect} engine "
-              "to print the statements it executes", file=sys.stderr)
+    if args.dialect and args.dialect != engine.dialect:
+        # rendered exactly as a `dialect` engine renders it; run on this engine through sqlglot
+        engine = TranslatingEngine(engine, args.dialect)
     from fmduck.designs import estimator
 
-    model = estimator(spec, engine)  # a design's own statements when it lists them (fm1973), else pass 1-3's
+    model = estimator(spec, engine)  # a design's own statements when it lists them (fm1973), else passes 1-3
     for label, sql in (model if hasattr(model, "sql") else FamaMacBeth(spec, engine)).sql():
-        text = sql if dialect == engine.dialect else transpile(sql, dialect)
-        print(f"-- {label}\n{text};\n")
+        print(f"-- {label}\n{sql};\n")
     return EXIT_OK
 
 

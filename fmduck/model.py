@@ -427,20 +427,29 @@ class FamaMacBeth:
 
 # ====================================================================== helpers
 def _long_first_pass(keys: pl.DataFrame, terms: list[str], fit: OLSBatch, ok: np.ndarray) -> pl.DataFrame:
+    """One row per (asset, period, term), sorted by asset, period_index, term (name order).
+
+    The (asset, period_index) keys are unique, so the kept keys are sorted once and each is repeated
+    for its terms in name order (no sort of the long frame)."""
     kept = keys.filter(pl.Series(ok))
-    stats = {"r2": fit.r2[ok], "adj_r2": fit.adj_r2[ok], "rmse": fit.rmse[ok], "nobs": fit.nobs[ok]}
-    parts = []
-    for j, term in enumerate(terms):
-        parts.append(kept.with_columns(
-            pl.lit(term).alias("term"),
-            pl.Series("estimate", fit.params[ok, j]),
-            pl.Series("std_error", fit.std_errors[ok, j]),
-            pl.Series("t_stat", fit.tstats[ok, j]),
-            *[pl.Series(k, v) for k, v in stats.items()],
-        ))
-    return pl.concat(parts).select(
-        "asset", "period", "period_index", "term", "estimate", "std_error", "t_stat", "r2", "adj_r2", "rmse", "nobs"
-    ).sort(["asset", "period_index", "term"], nulls_last=False)
+    order = kept.select("asset", "period_index").with_row_index("fmduck_row").sort(
+        ["asset", "period_index"], nulls_last=False)["fmduck_row"].to_numpy()
+    p = len(terms)
+    by_name = np.array(sorted(range(p), key=lambda j: terms[j]), dtype=np.int64)
+    rows = np.flatnonzero(ok)[order]           # positions in the fit arrays, in output order
+    take = np.repeat(rows, p)
+    col = np.tile(by_name, len(rows))
+    tstats = fit.tstats
+    return kept.select("asset", "period", "period_index")[np.repeat(order, p)].with_columns(
+        pl.Series("term", [terms[j] for j in by_name], dtype=pl.Utf8).gather(np.tile(np.arange(p), len(rows))),
+        pl.Series("estimate", fit.params[take, col]),
+        pl.Series("std_error", fit.std_errors[take, col]),
+        pl.Series("t_stat", tstats[take, col]),
+        pl.Series("r2", np.repeat(fit.r2[rows], p)),
+        pl.Series("adj_r2", np.repeat(fit.adj_r2[rows], p)),
+        pl.Series("rmse", np.repeat(fit.rmse[rows], p)),
+        pl.Series("nobs", np.repeat(fit.nobs[rows], p)),
+    )
 
 
 def _skipped(pass_name: str, keys: pl.DataFrame, reasons: np.ndarray, nobs: np.ndarray) -> pl.DataFrame:

@@ -44,12 +44,37 @@ class Moments:
         return ols_from_moments(self.n, self.sums, self.cross, self.shift, intercept=intercept, min_df=min_df)
 
 
+# Rolling windows: sums of variables that depend on the period only (factor columns) come from
+# cumulative sums over the calendar corrected for each asset's gaps (sql/moments.sql.j2). DuckDB only:
+# the remaining window sums use row-dependent frame offsets (ROWS BETWEEN n - 1 PRECEDING).
+FAST_ROLLING = True
+
+
+def common_aliases(dialect: str, variables: list[Variable], aliases: list[str], source: dict[str, Any],
+                   *, rolling: bool) -> list[str]:
+    """Aliases of the variables whose value depends on the period only: every column they read is a
+    column of the factors relation (alias ``f``). Empty unless the fast rolling path applies."""
+    if not (FAST_ROLLING and rolling and dialect == "duckdb" and source.get("factors")):
+        return []
+    if any(source.get(k) for k in ("weight", "absorb", "ranges")):
+        return []
+    common = []
+    for v, alias in zip(variables, aliases):
+        columns = list(v.expr.find_all(exp.Column))
+        if columns and all(c.table == "f" for c in columns) and not any(v.expr.find_all(exp.Window, exp.AggFunc)):
+            common.append(alias)
+    return common
+
+
 def render_moments(dialect: str, keys: list[str], variables: list[Variable], source: dict[str, Any],
                    *, rolling: bool = False) -> str:
     """The moments SQL for ``variables`` grouped by ``keys`` over the row source ``source``."""
     cols = MomentColumns(len(variables))
+    common = common_aliases(dialect, variables, cols.aliases, source, rolling=rolling)
     return templates.render(
-        "moments", dialect, **source, keys=keys, rolling=rolling, sums=cols.sums, products=cols.products,
+        "moments", dialect, **source, keys=keys, rolling=rolling, common=common,
+        sums=[{**s, "common": s["alias"] in common} for s in cols.sums],
+        products=[{**p, "common": p["left"] in common and p["right"] in common} for p in cols.products],
         variables=[
             {"expr": templates.sql(v.expr), "alias": a, "shift": f"shift_{i}"}
             for i, (v, a) in enumerate(zip(variables, cols.aliases))

@@ -51,8 +51,14 @@ def periods_axis(lambdas: pl.DataFrame) -> np.ndarray:
 
 
 def lambda_figure(results: FamaMacBethResults, se_type: str, labels: dict[str, str]) -> Figure:
+    """The band uses ``se_type`` when its estimate is the mean of λ_t (every two-pass SE type); designs
+    whose other SE types belong to another estimator (pooled OLS) fall back to the Fama-MacBeth SE."""
     terms = results.terms
     table = results.table(se_type)
+    means = results.lambdas.select(terms).mean().row(0, named=True)
+    if any(abs(e - means[t]) > 1e-9 * max(1.0, abs(means[t])) for t, e in zip(table["term"], table["estimate"])
+           if t in means and e is not None and means[t] is not None) and "fm" in results.se_types:
+        se_type, table = "fm", results.table("fm")
     mean = dict(zip(table["term"], table["estimate"]))
     se = dict(zip(table["term"], table["std_error"]))
     x = periods_axis(results.lambdas)

@@ -99,6 +99,9 @@ def build(spec: Any, returns: Any, dialect: str) -> tuple[str, dict[str, float],
     steps = plan(spec)
     if not steps:
         return None
+    if dialect != "duckdb" and any(s["winsorize"] is not None for s in steps):
+        raise SpecError(f"winsorize runs on DuckDB only: {dialect} has no windowed quantile (percentile_cont "
+                        "is not a window function there); standardize and rank work on every engine")
     by_name = {s["name"]: (i, s) for i, s in enumerate(steps)}
     columns = []
     for name in returns.columns:

@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from fmduck import templates
-from fmduck.engine import Engine
+from fmduck.engine import Engine, connect
 from fmduck.errors import FmduckError, RunExistsError, RunNotFoundError
 
 SCHEMA_VERSION = 1
@@ -164,6 +164,7 @@ def run_names(engine: Engine, schema: str) -> list[str]:
 
 def list_runs(engine: Engine, schema: str = "fmduck") -> pl.DataFrame:
     """Stored runs: name, id, time, design, engine, periods, avg N, avg R²."""
+    engine = connect(engine)
     if not run_names(engine, schema):
         return pl.DataFrame(schema={"run_name": pl.Utf8})
     return engine.query(_sql(
@@ -174,7 +175,8 @@ def list_runs(engine: Engine, schema: str = "fmduck") -> pl.DataFrame:
 
 
 def load_run(engine: Engine, name: str, schema: str = "fmduck") -> FamaMacBethResults:
-    """Read a stored run back from the result tables."""
+    """Read a stored run back from the result tables (``engine``: an engine, connection or path)."""
+    engine = connect(engine)
     q = templates.ident(schema)
     names = run_names(engine, schema)
     if name not in names:

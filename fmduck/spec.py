@@ -157,6 +157,8 @@ class Spec:
             raise SpecError("the results schema must be a non-empty name")
         if self.design == "fm1973":
             _validate_fm1973(self)
+        if self.basis and self.design != "mimicking":
+            raise SpecError("--basis (mimicking-portfolio basis assets) needs --design mimicking")
         from fmduck.prepare import validate_spec_options
 
         validate_spec_options(self)

@@ -68,11 +68,11 @@ def render(name: str, dialect: str = "duckdb", **context: Any) -> str:
     return transpile(template.render(**context), dialect)
 
 
-def transpile(sql: str, dialect: str) -> str:
-    """Parse DuckDB SQL (one or more statements) and generate it for ``dialect``."""
+def transpile(sql: str, dialect: str, *, read: str = "duckdb") -> str:
+    """Parse DuckDB SQL (or ``read``'s; one or more statements) and generate it for ``dialect``."""
     if dialect not in DIALECTS:
         raise SpecError(f"unknown SQL dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
-    trees = [tree for tree in sqlglot.parse(sql, read="duckdb") if tree is not None]
+    trees = [tree for tree in sqlglot.parse(sql, read=read) if tree is not None]
     if dialect == "spark":  # Spark has no JSON column type: JSON text is stored as STRING
         trees = [tree.transform(_json_as_string) for tree in trees]
     return ";\n".join(tree.sql(dialect, pretty=True) for tree in trees)
@@ -91,7 +91,13 @@ def ident(name: str) -> str:
 
 def table(name: str) -> str:
     """A quoted, possibly schema-qualified table name (``schema.table`` or ``catalog.schema.table``)."""
-    parsed = exp.to_table(name, dialect="duckdb")
+    try:
+        parsed = exp.to_table(name, dialect="duckdb")
+    except sqlglot.errors.SqlglotError as exc:
+        raise SpecError(
+            f"{name!r} is not a table name: use table, schema.table or catalog.schema.table, with "
+            'double quotes around parts holding spaces or punctuation ("My Schema"."My Table")'
+        ) from exc
     for part in ("this", "db", "catalog"):
         node = parsed.args.get(part)
         if node is not None:

@@ -91,7 +91,7 @@ def test_ken_french_equals_numpy(ff, basis):
 
 def test_twopass_beside_equals_engine_run(ff):
     """The two-pass rows are the engine's two-pass run of the same factors on the same (basis) assets."""
-    engine, ports, facs = ff
+    engine, _ports, _facs = ff
     res = _mimic(engine, basis=BASIS)
     engine.execute("CREATE TABLE ff_basis AS SELECT * FROM ff_portfolios WHERE asset IN ("
                    + ", ".join(f"'{a}'" for a in BASIS) + ")")
@@ -150,7 +150,7 @@ def test_omitted_factor_bias(con):
     panel, factors, gamma, v, restricted = _omitted_factor_panel(2024)
     con.register("om_panel", panel.to_arrow())
     con.register("om_factors", factors.to_arrow())
-    common = dict(returns="om_panel", factors="om_factors", factor_cols=["g"], design="mimicking")
+    common = {"returns": "om_panel", "factors": "om_factors", "factor_cols": ["g"], "design": "mimicking"}
     full = Mimicking(Spec(name="om_full", **common), con).fit(write=False)
     part = Mimicking(Spec(name="om_part", basis=restricted, **common), con).fit(write=False)
 
@@ -207,3 +207,8 @@ def test_cli_mimicking(tmp_path, data_dir):
                          capture_output=True, text=True, cwd=data_dir.parent, check=False)
     assert out.returncode == 0, out.stderr
     assert "Mimicking portfolios" in out.stdout and "Two-pass, Shanken" in out.stdout
+
+
+def test_basis_needs_mimicking_design():
+    with pytest.raises(SpecError, match="--basis"):
+        Spec(name="b", returns="t", factors="f", factor_cols=["g"], basis=["a"])

@@ -14,8 +14,13 @@ import statsmodels.api as sm
 from linearmodels import PanelOLS
 from oracles import assert_close
 
-from fmduck import EstimationError, FamaMacBeth, SpecError, Spec, load_run
-from fmduck.designs.pooled import POOLED_SE_TYPES, PooledOLS, comparison_table, format_comparison
+from fmduck import EstimationError, FamaMacBeth, Spec, SpecError, load_run
+from fmduck.designs.pooled import (
+    POOLED_SE_TYPES,
+    PooledOLS,
+    comparison_table,
+    format_comparison,
+)
 from fmduck.engine import DuckDBEngine
 
 TOL = 1e-10  # well inside the 1e-8 the issue asks for
@@ -146,7 +151,7 @@ def test_unbalanced_panel_with_nulls(con, petersen):
     res = _pooled(con, table="pet_u")
     oracle = _statsmodels(df.dropna(), ["x"])
     for se_type, fitted in oracle.items():
-        coef, se, _ = _table(res, se_type)
+        _coef, se, _ = _table(res, se_type)
         assert_close(se, fitted.bse.to_numpy(), label="pooled vs statsmodels (unbalanced)", rtol=TOL, what=se_type)
 
 
@@ -258,3 +263,8 @@ def test_cli_pooled(tmp_path, data_dir):
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=data_dir.parent, check=False)
     assert out.returncode == 0, out.stderr
     assert "clustered by asset and period" in out.stdout and "1.03483" in out.stdout
+
+
+def test_unsupported_options_rejected(con, petersen):
+    with pytest.raises(SpecError, match="does not support --weights"):
+        _pooled(con, weights="x")

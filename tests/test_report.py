@@ -318,6 +318,31 @@ def test_sml_points_match_average_returns_from_the_inputs(demo_db):
     np.testing.assert_allclose([got[a] for a in expected.index], expected.to_numpy(), rtol=1e-9, atol=1e-12)
 
 
+def test_lambda_figure_draws_the_stored_numbers(demo_db):
+    """The λ_t line, the mean line and the ±2 SE band of each panel are the stored λ_t and estimates."""
+    from fmduck.engine import DuckDBEngine
+    from fmduck.plots import lambda_figure
+    from fmduck.results import load_run
+
+    con = duckdb.connect(str(demo_db), read_only=True)
+    try:
+        run = load_run(DuckDBEngine(con), "ff3_rolling")
+    finally:
+        con.close()
+    stored = stored_estimates(demo_db, "nw")
+    lambdas = sql(demo_db, "SELECT term, estimate FROM fmduck.lambdas WHERE run_name = 'ff3_rolling' "
+                           "ORDER BY period_index")
+    fig = lambda_figure(run, "nw", {})
+    for ax, term in zip(fig.axes, ["const", "MktRF", "SMB", "HML"]):
+        estimate, std_error, _t, _p = stored[("ff3_rolling", term)]
+        line, mean = ax.lines[0], ax.lines[1]
+        np.testing.assert_array_equal(line.get_ydata(), [e for t, e in lambdas if t == term])
+        assert list(mean.get_ydata()) == [estimate, estimate]
+        (band,) = [p for p in ax.patches if p.get_label() == "mean ± 2 SE (nw)"]
+        np.testing.assert_allclose([band.get_y(), band.get_y() + band.get_height()],
+                                   [estimate - 2 * std_error, estimate + 2 * std_error], rtol=1e-12)
+
+
 # ---------------------------------------------------------------- CLI and errors
 def test_cli_report_through_entry_point(demo_db, tmp_path):
     out = tmp_path / "cli" / "report.html"

@@ -58,6 +58,7 @@ TESTS = {
     "se": ("C2", "E(gamma_3) = 0", "two-sided"),
 }
 GAMMA = {"const": "gamma_0", "beta": "gamma_1", "beta2": "gamma_2", "se": "gamma_3", "const_minus_rf": "g0-rf"}
+TIE_DIGITS = 10  # formation betas equal to this many decimals are ties (broken by asset id)
 LEVEL = 0.05  # the test size behind the reject_* columns of fmduck.fm1973_periods
 
 
@@ -259,7 +260,7 @@ class FM1973:
         self._record("portfolio formation", sql)
         members = self.engine.query(sql, {
             "min_formation": spec.min_obs or spec.formation, "estimation": spec.estimation,
-            "n_portfolios": spec.n_portfolios,
+            "n_portfolios": spec.n_portfolios, "tie_digits": TIE_DIGITS,
         })
         if members.height == 0:
             raise EstimationError(
@@ -340,7 +341,8 @@ class FM1973:
         notes = {
             "fm": f"Fama-MacBeth: sd(gamma_t, ddof=1)/sqrt(T); t with T-1 = {df} df",
             "nw": f"Newey-West: Bartlett, L = {lags}"
-                  + (f" (automatic, {spec.lag_rule}: {LAG_RULES[spec.lag_rule]})" if spec.nw_lags == "auto" else " (fixed)")
+                  + (f" (automatic, {spec.lag_rule}: {LAG_RULES[spec.lag_rule]})" if spec.nw_lags == "auto"
+                     else " (fixed)")
                   + f", Var = {NW_DIVISORS[spec.nw_divisor]}; t with T-1 = {df} df",
         }
         infs = [inference("fm", est, fm_covariance(lam), df),
@@ -358,9 +360,9 @@ class FM1973:
                 })
         conventions = "\n".join([
             *notes.values(),
-            f"fm1973: formation {spec.formation}, estimation {spec.estimation}, testing {spec.testing} periods; "
-            f"{spec.n_portfolios} portfolios; betas re-estimated every {spec.beta_update} period(s) over an "
-            "expanding window from the estimation start (Fama-MacBeth 1973)",
+            (f"fm1973: formation {spec.formation}, estimation {spec.estimation}, testing {spec.testing} periods; "
+             f"{spec.n_portfolios} portfolios; betas re-estimated every {spec.beta_update} period(s) over an "
+             "expanding window from the estimation start (Fama-MacBeth 1973)"),
             "Tests per sub-period (fmduck.fm1973_periods): C1 E(gamma_2)=0, C2 E(gamma_3)=0, C3 E(gamma_1)>0 "
             "(one-sided)" + (", S-L E(gamma_0 - r_f)=0" if spec.rf else "") + f"; reject at {LEVEL:g}",
         ])
@@ -550,8 +552,8 @@ def design_summary(results: FamaMacBethResults, text: str) -> str:
     # the generic header describes a two-pass run; say what this design did instead
     left = ["Fama-MacBeth (1973) beta-sorted portfolios",
             f"Run: {results.name}  (fm1973, {results.run['engine']})",
-            f"{spec['n_portfolios']} portfolios; {spec['formation']}/{spec['estimation']}/{spec['testing']} "
-            "form/est/test",
+            (f"{spec['n_portfolios']} portfolios; {spec['formation']}/{spec['estimation']}/{spec['testing']} "
+             "form/est/test"),
             f"Dependent: portfolio mean {spec['ret']} (raw)"]
     for i, head in enumerate(left):
         lines[i] = f"{head[:45]:<46}{lines[i][46:]}"
@@ -594,7 +596,8 @@ def table3_text(results: FamaMacBethResults) -> str:
               ("t(mean) = mean / (s/sqrt(n))", "t({})"), ("Newey-West t(mean)", "t_nw({})"))
     for title, pattern in blocks:
         lines.append("-" * 78)
-        lines.append(f"{title:<{width}}" + "".join(f"{g:>10}" for g in gammas) + ("" if pattern != "{}" else f"{'r2':>8}"))
+        r2_head = f"{'r2':>8}" if pattern == "{}" else ""
+        lines.append(f"{title:<{width}}" + "".join(f"{g:>10}" for g in gammas) + r2_head)
         for row in tab.iter_rows(named=True):
             head = f"{row['period'][:24]:<24}{row['n']:>6}"
             cells = "".join(" " + number(row[pattern.format(g)], 9, 4) for g in gammas)

@@ -22,15 +22,23 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from fmduck import __version__, templates
+from fmduck.designs.pooled import reject_unsupported
 from fmduck.errors import EstimationError, InputError, SpecError
-from fmduck.inference import LAG_RULES, NW_DIVISORS, automatic_lag, fm_covariance, inference, newey_west_covariance
+from fmduck.inference import (
+    LAG_RULES,
+    NW_DIVISORS,
+    automatic_lag,
+    fm_covariance,
+    inference,
+    newey_west_covariance,
+)
 from fmduck.model import FamaMacBeth, Progress, _empty_skipped, _Inputs, _tag
 from fmduck.results import SCHEMA_VERSION, FamaMacBethResults, write_run
 from fmduck.solve import spd_inverse
@@ -48,6 +56,7 @@ class Mimicking(FamaMacBeth):
                             f"(got --chars {', '.join(spec.chars)})")
         if spec.window is not None:
             raise SpecError("design mimicking uses full-sample weights; drop --window")
+        reject_unsupported(spec)
         super().__init__(spec, database)
 
     def fit(self, *, write: bool = True, progress: Progress | None = None) -> FamaMacBethResults:
@@ -88,7 +97,7 @@ class Mimicking(FamaMacBeth):
             "run_name": spec.name,
             "run_id": run_id,
             "spec": spec.to_dict(),
-            "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
+            "created_at": datetime.now(UTC).replace(tzinfo=None),
             "schema_version": SCHEMA_VERSION,
             "fmduck_version": __version__,
             "engine": self.engine.dialect,
@@ -214,8 +223,8 @@ class Mimicking(FamaMacBeth):
             raise EstimationError(f"Newey-West lag {lags} is not below the number of periods T = {t}")
         results = [
             (inference("fm", estimate, fm_covariance(mimic), df),
-             f"mimicking premium: mean of r^g_t = w'r_t, w = Var(r)^-1 Cov(r, g) over N = {n_assets} basis assets "
-             f"and T = {t} complete periods; Fama-MacBeth SE sd(r^g_t, ddof=1)/sqrt(T); t with T-1 = {df} df"),
+             (f"mimicking premium: mean of r^g_t = w'r_t, w = Var(r)^-1 Cov(r, g) over N = {n_assets} basis assets "
+             f"and T = {t} complete periods; Fama-MacBeth SE sd(r^g_t, ddof=1)/sqrt(T); t with T-1 = {df} df")),
             (inference("nw", estimate, newey_west_covariance(mimic, lags, spec.nw_divisor), df),
              f"mimicking premium, Newey-West: Bartlett, L = {lags}"
              + (f" (automatic, {spec.lag_rule}: {LAG_RULES[spec.lag_rule]})" if spec.nw_lags == "auto" else " (fixed)")

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,6 @@ from fmduck.engine import Engine, connect
 from fmduck.errors import EstimationError, FmduckError, InputError, SpecError
 from fmduck.inference import LAG_RULES, automatic_lag, inference, newey_west_covariance
 from fmduck.model import FamaMacBeth, Progress, _empty_skipped, _Inputs, _tag
-from fmduck.moments import render_moments
 from fmduck.results import SCHEMA_VERSION, FamaMacBethResults, write_run
 from fmduck.solve import MomentColumns, spd_inverse
 from fmduck.spec import Spec
@@ -76,6 +75,7 @@ class PooledOLS(FamaMacBeth):
                             f"betas (got --factor-cols {', '.join(spec.factor_cols)})")
         if not spec.chars:
             raise SpecError("design pooled needs at least one characteristic (--chars)")
+        reject_unsupported(spec)
         super().__init__(spec, database)
 
     def fit(self, *, write: bool = True, progress: Progress | None = None) -> FamaMacBethResults:
@@ -110,7 +110,7 @@ class PooledOLS(FamaMacBeth):
             "run_name": spec.name,
             "run_id": run_id,
             "spec": spec.to_dict(),
-            "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
+            "created_at": datetime.now(UTC).replace(tzinfo=None),
             "schema_version": SCHEMA_VERSION,
             "fmduck_version": __version__,
             "engine": self.engine.dialect,
@@ -228,16 +228,16 @@ class PooledOLS(FamaMacBeth):
             "ols": (transform @ (ssr / dof * bread) @ transform.T, int(dof),
                     f"OLS: s^2 (X'X)^-1, s^2 = SSR/(N-K), N = {int(n)}, K = {p}; t with N-K df"),
             "white": (v_white, int(dof), "White HC1: N/(N-K) (X'X)^-1 sum(e^2 z z') (X'X)^-1; t with N-K df"),
-            "cluster_asset": (v_asset, g_a - 1, f"clustered by asset: G/(G-1)(N-1)/(N-K) sandwich, G = {g_a}; "
-                              "t with G-1 df"),
-            "cluster_period": (v_period, g_t - 1, f"clustered by period: G/(G-1)(N-1)/(N-K) sandwich, G = {g_t}; "
-                               "t with G-1 df"),
+            "cluster_asset": (v_asset, g_a - 1, (f"clustered by asset: G/(G-1)(N-1)/(N-K) sandwich, G = {g_a}; "
+                                                 "t with G-1 df")),
+            "cluster_period": (v_period, g_t - 1, (f"clustered by period: G/(G-1)(N-1)/(N-K) sandwich, G = {g_t}; "
+                                                   "t with G-1 df")),
             "cluster_both": (v_asset + v_period - v_white, min(g_a, g_t) - 1,
-                             "clustered by asset and period (Cameron-Gelbach-Miller / Thompson): V_asset + V_period"
-                             " - V_White(HC1), each with its own G/(G-1)(N-1)/(N-K); t with min(G)-1 df"),
-            "driscoll_kraay": (v_dk, g_t - 1, f"Driscoll-Kraay: Bartlett kernel on per-period score sums, L = {lags}"
+                             ("clustered by asset and period (Cameron-Gelbach-Miller / Thompson): V_asset + V_period"
+                              " - V_White(HC1), each with its own G/(G-1)(N-1)/(N-K); t with min(G)-1 df")),
+            "driscoll_kraay": (v_dk, g_t - 1, (f"Driscoll-Kraay: Bartlett kernel on per-period score sums, L = {lags}"
                                + (f" ({spec.lag_rule}: {LAG_RULES[spec.lag_rule]})" if spec.nw_lags == "auto" else "")
-                               + ", no small-sample factor; t with T-1 df"),
+                               + ", no small-sample factor; t with T-1 df")),
         }
         r2 = float(fit.r2[0])
         rows = []
@@ -307,10 +307,23 @@ class PooledOLS(FamaMacBeth):
 
 
 # ====================================================================== helpers
+# per-period preparation and weighting options of the two-pass engine that these designs do not apply
+UNSUPPORTED = ("winsorize", "standardize", "rank", "weights", "absorb", "grid")
+
+
+def reject_unsupported(spec: Spec) -> None:
+    """A clear error rather than a silently ignored option (pooled and mimicking use raw, unweighted rows)."""
+    given = [f"--{name}" for name in UNSUPPORTED if getattr(spec, name, None) not in (None, False, [], {})]
+    if given:
+        raise SpecError(f"design {spec.design} does not support {', '.join(given)}: it uses the raw, "
+                        "unweighted rows of the panel")
+
+
 def _firm_notes(firm: pl.DataFrame) -> list[str]:
-    lines = ["Firm effect (Petersen 2009): rho = within-asset correlation across periods of period-demeaned "
-             "values; inflation = 1 + (Tbar-1) rho_X rho_e = Var(FM, true)/Var(FM, reported); "
-             f"warning above {INFLATION_WARNING}"]
+    lines = [("Firm effect (Petersen 2009): rho = within-asset correlation across periods of period-demeaned "
+             "values; inflation = 1 + (Tbar-1) rho_X rho_e = Var(beta_FM) over the independent-periods "
+             "formula; the FM SE (independent periods) is too small by at least sqrt(inflation): "
+             f"adjusted = FM SE * sqrt(inflation); warning above {INFLATION_WARNING}")]
     for row in firm.iter_rows(named=True):
         lines.append(
             f"Firm effect {row['term']}: rho_X = {row['rho_x']:.4f}, rho_e = {row['rho_e']:.4f}, "
@@ -348,12 +361,9 @@ def comparison_table(database: Any, runs: list[str] | str, schema: str = "fmduck
     names = [runs] if isinstance(runs, str) else list(runs)
     if not names:
         raise FmduckError("comparison_table: give at least one run name")
-    q = templates.ident(schema)
-    frame = engine.query(
-        f"SELECT e.run_name, e.term, e.se_type, e.estimate, e.std_error, e.t_stat "
-        f"FROM {q}.estimates AS e WHERE list_contains($runs, e.run_name)",
-        {"runs": names},
-    )
+    params = {f"run_{i}": name for i, name in enumerate(names)}
+    sql = templates.render("comparison", engine.dialect, schema=templates.ident(schema), runs=list(params))
+    frame = engine.query(sql, params)
     found = set(frame["run_name"].unique().to_list())
     missing = [r for r in names if r not in found]
     if missing:

@@ -1,0 +1,146 @@
+"""The Spark engine on a real local SparkSession (pyspark, Java 17): same estimates as DuckDB and
+PostgreSQL to 1e-10, inputs as catalog tables / Parquet paths / DataFrames, results written as
+tables in database ``fmduck`` (staged, then swapped in) and read back, quoted identifiers, the CLI.
+
+One session for the module: local[2], 2 shuffle partitions, no UI, driver bound to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import oracles
+from conftest_pg import pg_server, pg_url  # noqa: F401  (fixtures)
+from engine_cases import assert_same_results, case, duckdb_fit
+
+pytest.importorskip("pyspark")
+
+from fmduck import FamaMacBeth, Spec, load_run, templates  # noqa: E402
+from fmduck.engines.spark import SparkEngine, session  # noqa: E402
+from fmduck.errors import InputError  # noqa: E402
+
+pytestmark = pytest.mark.spark
+ROOT = Path(__file__).resolve().parent.parent
+CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory):
+    warehouse = tmp_path_factory.mktemp("spark-warehouse")
+    s = session("local[2]", None, **CONF, **{"spark.sql.warehouse.dir": str(warehouse)})
+    s.sparkContext.setLogLevel("ERROR")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def engine(spark):
+    return SparkEngine(spark)
+
+
+def _spec(name: str, returns, factors, options: dict, **extra) -> Spec:
+    return Spec(name=name, returns=returns, factors=factors if options.get("factor_cols") else None,
+                **options, **extra)
+
+
+def test_full_sample_betas_from_catalog_tables(engine):
+    panel, factors, options = case("full")
+    engine.execute("CREATE DATABASE IF NOT EXISTS `data`")
+    engine.create_table(templates.table("data.panel"), panel, replace=True)
+    engine.create_table(templates.table("data.factors"), factors, replace=True)
+    got = FamaMacBeth(_spec("s", "data.panel", "data.factors", options), engine).fit(write=False)
+    assert_same_results(got, duckdb_fit(panel, factors, options), label="spark vs duckdb")
+
+
+def test_rolling_betas_from_parquet_paths_agree_with_duckdb_and_postgres(engine, pg_url, tmp_path):
+    from fmduck.engines.postgres import PostgresEngine
+
+    panel, factors, options = case("rolling")
+    panel.write_parquet(tmp_path / "panel.parquet")
+    factors.write_parquet(tmp_path / "factors.parquet")
+    got = FamaMacBeth(_spec("s", str(tmp_path / "panel.parquet"), str(tmp_path / "factors.parquet"), options),
+                      engine).fit(write=False)
+    assert_same_results(got, duckdb_fit(panel, factors, options), label="spark vs duckdb")
+    pg = PostgresEngine(pg_url)
+    on_pg = FamaMacBeth(_spec("s", panel, factors, options), pg).fit(write=False)
+    pg.close()
+    assert_same_results(got, on_pg, label="spark vs postgres")
+    # and the first pass against the numpy oracle, on integer periods 1..T
+    fits = oracles.pass1_rolling(*oracles.synthetic_panel(seed=12, n_assets=7, n_periods=40, missing=0.15,
+                                                          null_ret=0.05), ["mkt", "smb"], 12, min_obs=8)
+    want = oracles.first_pass_frame(fits, ["mkt", "smb"], rolling=True)
+    oracles.compare_frames(got.first_pass, want, ["asset", "period_index", "term"], ["estimate", "std_error", "nobs"],
+                           label="spark pass1 rolling vs numpy")
+
+
+def test_characteristics_from_dataframes(engine):
+    panel, factors, options = case("chars")
+    got = FamaMacBeth(_spec("s", panel, None, options), engine).fit(write=False)
+    assert_same_results(got, duckdb_fit(panel, factors, options), label="spark vs duckdb")
+
+
+def test_results_tables_written_replaced_and_read_back(engine, spark):
+    """Quoted, mixed-case columns; run stored in database "FM Res", replaced (staged swap), read back."""
+    panel, factors, options = case("full")
+    odd = {"asset": "PermNo", "period": "Month End", "ret": "Ret `x`", "rf": "RF"}
+    spark.createDataFrame(panel.rename(odd).to_pandas()).createOrReplaceTempView("odd_panel")
+    spec = Spec(name="stored", returns="odd_panel", factors=factors, factor_cols=["mkt", "smb"],
+                asset="PermNo", period="Month End", ret="Ret `x`", rf="RF", factor_period="period", schema="fm_res")
+    want = duckdb_fit(panel, factors, options)
+    FamaMacBeth(spec, engine).fit()
+    FamaMacBeth(spec.replace_with(replace=True), engine).fit()
+    stored = load_run(engine, "stored", schema="fm_res")
+    assert stored.run["engine"] == "spark"
+    assert_same_results(stored, want, label="spark vs duckdb")
+    counts = engine.query("SELECT COUNT(*) AS n, COUNT(DISTINCT run_id) AS ids FROM `fm_res`.`lambdas`")
+    assert counts["ids"][0] == 1 and counts["n"][0] == want.lambdas.height * len(want.terms)
+    assert engine.query("SELECT COUNT(*) AS n FROM `fm_res`.`runs`")["n"][0] == 1
+    left = [t.name for t in spark.catalog.listTables("fm_res") if "__fmduck" in t.name]
+    assert left == []
+
+
+def test_hostile_column_name_is_refused_and_table_survives(engine):
+    panel, factors, options = case("full")
+    engine.execute("CREATE DATABASE IF NOT EXISTS `data`")
+    engine.create_table(templates.table("data.victim"), panel, replace=True)
+    evil = "ret`; DROP TABLE data.victim; --"
+    with pytest.raises(InputError, match=re.escape(f"missing column(s) --ret {evil!r}")):
+        FamaMacBeth(_spec("e", "data.victim", factors, options).replace_with(ret=evil), engine).fit(write=False)
+    assert engine.query("SELECT COUNT(*) AS n FROM `data`.`victim`")["n"][0] == panel.height
+
+
+def test_cli_engine_spark_with_parquet_paths(tmp_path):
+    """`fmduck run WAREHOUSE --engine spark`: a new session, results persisted as Parquet tables."""
+    panel, factors, options = case("full")
+    panel.write_parquet(tmp_path / "panel.parquet")
+    factors.write_parquet(tmp_path / "factors.parquet")
+    warehouse = tmp_path / "wh"
+    out = subprocess.run(
+        [sys.executable, "-m", "fmduck", "run", warehouse, "--engine", "spark", "--returns", tmp_path / "panel.parquet",
+         "--factors", tmp_path / "factors.parquet", "--factor-cols", "mkt,smb", "--rf", "rf", "--name", "cli", "-q"],
+        capture_output=True, text=True, cwd=tmp_path, env={"FMDUCK_SPARK_MASTER": "local[2]", **_env()},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Run: cli" in out.stdout
+    estimates = pl.read_parquet(warehouse / "fmduck.db" / "estimates" / "*.parquet")
+    oracles.compare_frames(estimates, duckdb_fit(panel, factors, options).estimates, ["term", "se_type"],
+                           ["estimate", "std_error", "t_stat"], label="spark vs duckdb", rtol=1e-10, atol=1e-12)
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
