@@ -236,8 +236,8 @@ def make_plots(run: FamaMacBethResults, options: ReportOptions, folder: Path | N
 
     labels = {t: options.label(t) for t in run.terms}
     figures = [
-        ("lambda", f"λ_t over time with their mean and a ±2 SE band ({se_name(options.se_type)} SE when its "
-                   "estimate is the mean of λ_t, else Fama-MacBeth; the legend names it).",
+        ("lambda", (f"λ_t over time with their mean and a ±2 SE band ({se_name(options.se_type)} SE when its "
+                   "estimate is the mean of λ_t, else Fama-MacBeth; the legend names it)."),
          lambda: plots.lambda_figure(run, options.se_type, labels)),
         ("cumulative", "Cumulative λ_t.", lambda: plots.cumulative_figure(run, labels)),
         ("betas", "First-pass betas per asset.", lambda: plots.betas_figure(run, labels)),

@@ -13,6 +13,7 @@ import pandas as pd
 import polars as pl
 import pytest
 import statsmodels.api as sm
+from conftest_pg import pg_server, pg_url  # noqa: F401  (fixtures)
 
 from fmduck.designs.crsp_like import simulate_crsp_like
 from fmduck.designs.fm1973 import FM1973, table3
@@ -319,3 +320,30 @@ def test_sql_command_lists_the_design_statements(capsys, tmp_path):
                  "--estimation", "18", "--testing", "12", "--n-portfolios", "6", "--min-obs", "10"])
     out = capsys.readouterr().out
     assert code == 0 and "-- portfolio formation" in out and "ROW_NUMBER() OVER (PARTITION BY f.cohort" in out
+
+
+# ---------------------------------------------------------------------- the same run on PostgreSQL
+@pytest.mark.postgres
+def test_postgres_matches_duckdb(pg_url):
+    pytest.importorskip("psycopg")
+    from fmduck import templates
+    from fmduck.engines.postgres import PostgresEngine
+
+    stocks, market = _small_panel()
+    pg = PostgresEngine(pg_url)
+    try:
+        for name, frame in (("fm73_stocks", stocks), ("fm73_market", market)):
+            pg.create_table(templates.table(name), pl.from_pandas(frame), replace=True)
+        spec = Spec(name="fm73_pg", design="fm1973", returns="fm73_stocks", asset="permno", period="date",
+                    ret="ret", factors="fm73_market", market="vwretd", rf="rf", replace=True, **SMALL)
+        got = FM1973(spec, pg).fit()
+        stored = pg.query('SELECT COUNT(*) AS n FROM "fmduck"."portfolios" WHERE run_name = %(r)s', {"r": "fm73_pg"})
+    finally:
+        pg.close()
+    want = _fit(stocks, market, rf="rf", **SMALL)
+    assert stored["n"][0] == want.portfolios.height
+    cols = ["cohort", "asset", "portfolio", "formation_rank"]
+    assert got.portfolios.select(cols).rows() == want.portfolios.select(cols).rows()
+    for term in ("const", "beta", "beta2", "se"):
+        np.testing.assert_allclose(got.lambdas[term].to_numpy(), want.lambdas[term].to_numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got.periods["fm_t"].to_numpy(), want.periods["fm_t"].to_numpy(), rtol=1e-9)

@@ -112,3 +112,20 @@ def test_weights_with_betas_vs_statsmodels(fit):
         rows.append({"period_index": idx + 1, "const": fitw.params[0], "mkt": fitw.params[1], "smb": fitw.params[2]})
     oracles.compare_frames(res.lambdas, pl.DataFrame(rows), ["period_index"], ["const", "mkt", "smb"],
                            label="WLS on full-sample betas vs statsmodels WLS")
+
+
+def test_cli_options(tmp_path, capsys):
+    """--weights, --absorb, --standardize, --rank, --winsorize through fmduck.cli.main."""
+    from fmduck.cli import main
+
+    csv = tmp_path / "p.csv"
+    weighted_panel(seed=54).write_csv(csv)
+    db = str(tmp_path / "o.duckdb")
+    assert main(["run", db, "--name", "w", "--returns", str(csv), "--chars", "x1,x2", "--weights", "mcap",
+                 "--absorb", "industry", "--standardize", "--winsorize", "0.05", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "weighted least squares per period" in out and "industry absorbed" in out
+    assert "x1 winsorized at 0.05/0.95 quantiles then standardized" in out
+    assert main(["run", db, "--name", "r", "--returns", str(csv), "--chars", "x1,x2", "--rank", "-q"]) == 0
+    assert main(["run", db, "--name", "bad", "--returns", str(csv), "--chars", "x1", "--winsorize", "0.7", "-q"]) == 2
+    assert "winsorize level for 'x1' must be a number in (0, 0.5)" in capsys.readouterr().err

@@ -260,7 +260,7 @@ class FM1973:
         self._record("portfolio formation", sql)
         members = self.engine.query(sql, {
             "min_formation": spec.min_obs or spec.formation, "estimation": spec.estimation,
-            "n_portfolios": spec.n_portfolios, "tie_digits": TIE_DIGITS,
+            "n_portfolios": spec.n_portfolios, "tie_scale": 10.0**TIE_DIGITS,
         })
         if members.height == 0:
             raise EstimationError(
