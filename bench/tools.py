@@ -62,12 +62,28 @@ def _spec_chars(size: Size):
                 replace=True)
 
 
+PEAK: dict[str, float] = {}
+
+
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def _timed(fn, repeat: int) -> tuple[list[float], Any]:
+    """Run ``fn`` ``repeat`` times (the previous result is released first, so runs do not overlap in
+    memory); record the process's peak RSS right after the timed runs, before any output handling."""
+    import gc
+
     times, result = [], None
     for _ in range(repeat):
+        result = None
+        gc.collect()
         t0 = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t0)
+    PEAK.setdefault("timed_peak_rss_mb", _peak_mb())
     return times, result
 
 
@@ -303,3 +319,65 @@ TOOLS = {
     "linearmodels_chars": run_linearmodels_chars,
     "solve": run_solve,
 }
+
+
+# --------------------------------------------------------------------------- L: pass 1 streamed
+def run_fmduck_pass1_stream(size: Size, repeat: int, out: Path) -> dict[str, Any]:
+    """fmduck's pass-1 rolling moments query (the same SQL fit() runs) under memory_limit='4GB', streamed
+    in Arrow record batches into the batched solver; only the betas are kept.
+
+    fit() itself cannot run on L on this machine: it fetches all ~46M windows' moments (18 columns) and
+    builds the long first-pass frame (4 rows per window) in memory, far beyond 24 GB. This tool
+    measures the part that the engine does out of core, with fmduck's own template and solver.
+    """
+    from fmduck import moments as fm_moments
+    from fmduck import templates
+    from fmduck.engine import bind
+    from fmduck.model import FamaMacBeth
+    from fmduck.solve import MomentColumns
+
+    con = _connect(size)
+    spec = _spec_rolling(size)
+    stats: dict[str, Any] = {}
+
+    def once():
+        model = FamaMacBeth(spec, con)
+        model._tables = {k: f"fmduck_{k}_bench" for k in ("calendar", "betas", "lambdas")}
+        inputs = model._inputs()
+        model._inputs_cache = inputs
+        model._calendar(inputs)
+        variables = [*inputs.factors_vars, inputs.y]
+        context = {
+            "returns": inputs.returns.sql, "asset": templates.ident(spec.asset), "period": templates.ident(spec.period),
+            "calendar": templates.ident(model._tables["calendar"]), "factors": inputs.factors.sql,
+            "factor_period": templates.ident(spec.factor_period or spec.period), "betas": None,
+            "betas_table": templates.ident(model._tables["betas"]), "char_lag": False, "lambdas_table": None,
+        }
+        sql = fm_moments.render_moments("duckdb", ["asset", "pidx"], variables, context, rolling=True)
+        params = {"window_preceding": spec.window - 1, "min_obs": spec.effective_min_obs}
+        params.update({f"shift_{i}": float(v.shift) for i, v in enumerate(variables)})
+        shift = np.array([v.shift for v in variables])
+        cols = MomentColumns(len(variables))
+        reader = con.execute(sql, bind(sql, params)).fetch_record_batch(2_000_000)
+        windows, kept, parts = 0, 0, []
+        for batch in reader:
+            frame = pl.from_arrow(batch)
+            n, sums, cross = cols.arrays(frame)
+            fit = fm_moments.ols_from_moments(n, sums, cross, shift, intercept=True)
+            ok = fit.ok
+            windows += frame.height
+            kept += int(ok.sum())
+            parts.append(frame.select("asset", "pidx").filter(pl.Series(ok)).with_columns(
+                *[pl.Series(f"b{j}", fit.params[ok, j + 1]) for j in range(3)]))
+        model.engine.drop_upload(model._tables["calendar"])
+        stats.update(windows=windows, kept=kept)
+        return pl.concat(parts)
+
+    times, betas = _timed(once, repeat)
+    sample = sample_assets(size)
+    betas.filter(pl.col("asset").is_in(sample.tolist())).select(
+        pl.col("asset").cast(pl.Int32), "pidx", "b0", "b1", "b2").write_parquet(out / "fmduck_betas.parquet")
+    return {"times": times, "extra": {**stats, "memory_limit": "4GB"}}
+
+
+TOOLS["fmduck_pass1_stream"] = run_fmduck_pass1_stream

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -21,11 +22,17 @@ def main(argv: list[str]) -> None:
     ensure(size)
     outdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     result = TOOLS[tool](size, repeat, outdir)
+    result["loadavg_1min"] = [load_before, os.getloadavg()[0]]
     result["tool"] = tool
     result["size"] = size_name
     result["wall_s"] = time.perf_counter() - started
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    from bench.tools import PEAK
+
+    # the high-water mark right after the timed runs (before outputs were converted for the checks)
+    result["peak_rss_mb"] = PEAK.get("timed_peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    result["peak_rss_mb_incl_output_handling"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("BENCH-RESULT " + json.dumps(result), flush=True)
 
 

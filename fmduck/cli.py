@@ -138,10 +138,10 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ other commands
 def cmd_load(args: argparse.Namespace) -> int:
-    from fmduck.engine import DuckDBEngine
+    from fmduck.engines import open_engine
     from fmduck.load import load
 
-    engine = DuckDBEngine(args.database)
+    engine = open_engine(args.database)  # a DuckDB file or a postgresql:// URL
     rows = load(engine, args.file, args.table, replace=args.replace, wide=args.wide, period=args.period_name,
                 asset=args.asset_name, value=args.value_name, period_format=args.period_format, unit=args.unit)
     print(f"loaded {rows:,} rows into {args.table}", file=sys.stderr)
@@ -149,10 +149,10 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from fmduck.engine import DuckDBEngine
+    from fmduck.engines import is_postgres_url, open_engine
     from fmduck.results import list_runs, load_run
 
-    engine = DuckDBEngine(_existing(args.database))
+    engine = open_engine(args.database if is_postgres_url(args.database) else _existing(args.database))
     if args.run is None:
         print(list_runs(engine, args.schema))
         return EXIT_OK

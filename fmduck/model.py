@@ -98,7 +98,7 @@ class FamaMacBeth:
             skipped.append(skipped_2)
             say("pass 3: Fama-MacBeth, Newey-West" + (" and Shanken" if spec.beta_based else "") + " inference")
             estimates, conventions = self._pass3(inputs, lambdas)
-            conventions = "\n".join([conventions, *notes, *self._pass2_notes])
+            conventions = "\n".join([conventions, *notes, *getattr(self, "_pass2_notes", [])])
             say("pricing errors per asset")
             pricing = self._pricing_errors(inputs, betas, lambdas, regressors)
             say("tests of the model")

@@ -184,37 +184,59 @@ def model_tests(model: FamaMacBeth, inputs: Any, first_pass: pl.DataFrame, betas
     return pl.DataFrame(rows, schema=COLUMNS)
 
 
+MAX_PAIR_ROWS = 200_000_000  # N(N+1)/2 · T rows in the self-join: beyond this the N x N tests are skipped
+
+
 def _grs_and_pricing(model: FamaMacBeth, inputs: Any, first_pass: pl.DataFrame, lambdas: pl.DataFrame,
                      regressors: list[Variable], pricing: pl.DataFrame) -> list[dict[str, Any]]:
     spec = model.spec
     k = len(spec.factor_cols)
     wide = first_pass.pivot(on="term", index="asset", values="estimate").sort("asset")
+    nobs = first_pass.filter(pl.col("term") == "const")["nobs"].to_numpy()
+    big_n = wide.height
+    p = len(spec.terms)
+    fitted: exp.Expression = exp.column("a", table="b")
+    for j, fv in enumerate(inputs.factors_vars):
+        fitted = exp.Add(this=fitted, expression=exp.Mul(this=exp.column(f"b{j}", table="b"),
+                                                         expression=exp.Paren(this=fv.expr)))
+    resid = exp.Sub(this=exp.Paren(this=inputs.y.expr), expression=exp.Paren(this=fitted))
     params_table = f"{model._tables['betas']}_grs"
+    source = {"factors": inputs.factors.sql, "betas": "full", "betas_table": templates.ident(params_table)}
     upload = wide.select(pl.col("asset"), pl.col("const").alias("a"),
                          *[pl.col(f).alias(f"b{j}") for j, f in enumerate(spec.factor_cols)])
     model.engine.upload(params_table, upload)
     try:
-        fitted: exp.Expression = exp.column("a", table="b")
-        for j, fv in enumerate(inputs.factors_vars):
-            fitted = exp.Add(this=fitted, expression=exp.Mul(this=exp.column(f"b{j}", table="b"),
-                                                             expression=exp.Paren(this=fv.expr)))
-        resid = exp.Sub(this=exp.Paren(this=inputs.y.expr), expression=exp.Paren(this=fitted))
-        source = {"factors": inputs.factors.sql, "betas": "full", "betas_table": templates.ident(params_table)}
         pidx = _periods(model, resid, **source)
-        assets, n, sij, _ = _cross(model, "first-pass residual cross-moments (GRS)", resid, **source)
+        t_ts = len(pidx)
+        # balanced: every asset has a first-pass observation in each of the T periods (checked before any N x N work)
+        balanced = bool(big_n) and bool(np.all(nobs == t_ts))
+        too_big = big_n * (big_n + 1) // 2 * t_ts > MAX_PAIR_ROWS
+        want_grs = balanced and big_n < t_ts - k and not too_big
+        want_pricing = balanced and not spec.chars and 0 < big_n - p < t_ts and not too_big
+        if want_grs or want_pricing:
+            assets, n, sij, _ = _cross(model, "first-pass residual cross-moments (GRS)", resid, **source)
+            balanced = balanced and _balanced(n, t_ts)
     finally:
         model.engine.drop_upload(params_table)
-    t_ts, big_n = len(pidx), len(assets)
     rows: list[dict[str, Any]] = []
-    balanced = _balanced(n, t_ts)
-    series = model._factor_series(inputs)
-    f = (pl.DataFrame({"pidx": pidx}).join(series, on="pidx", how="left")
-         .select([f"f{j}" for j in range(k)]).to_numpy().astype(np.float64))
+    size_note = f"N = {big_n} test assets: the N x N cross-moments over T = {t_ts} periods are too large"
     if not balanced:
         rows.append(_skip("grs", None, f"unbalanced panel: not every asset has all {t_ts} periods"))
     elif big_n >= t_ts - k:
         rows.append(_skip("grs", None, f"N = {big_n} test assets is not below T - K = {t_ts - k}"))
-    else:
+    elif too_big:
+        rows.append(_skip("grs", None, size_note))
+    if not balanced or too_big or spec.chars or not 0 < big_n - p < t_ts:
+        reason = ("characteristics vary over time; the test needs constant betas" if spec.chars
+                  else "unbalanced panel" if not balanced else size_note if too_big
+                  else f"N - p = {big_n - p} is not between 1 and T - 1 = {t_ts - 1}")
+        rows.append(_skip("pricing_chi2", None, reason))
+    if not (want_grs or want_pricing) or not balanced:
+        return rows
+    series = model._factor_series(inputs)
+    f = (pl.DataFrame({"pidx": pidx}).join(series, on="pidx", how="left")
+         .select([f"f{j}" for j in range(k)]).to_numpy().astype(np.float64))
+    if want_grs:
         alpha = wide.filter(pl.col("asset").is_in(assets)).sort("asset")["const"].to_numpy()
         sigma = sij / (t_ts - k - 1)
         mu = f.mean(axis=0)
@@ -226,13 +248,8 @@ def _grs_and_pricing(model: FamaMacBeth, inputs: Any, first_pass: pl.DataFrame, 
         rows.append(_row("grs", None, "F", grs, big_n, df2, float(stats.f.sf(grs, big_n, df2)),
                          f"GRS (1989) on first-pass alphas, N = {big_n}, T = {t_ts}, K = {k}; "
                          "assumes traded excess-return factors"))
-    if spec.chars:
-        rows.append(_skip("pricing_chi2", None, "characteristics vary over time; the test needs constant betas"))
-        return rows
-    if not balanced:
-        rows.append(_skip("pricing_chi2", None, "unbalanced panel"))
-        return rows
-    rows += _pricing_chi2(model, inputs, lambdas, regressors, pricing, assets, sij / t_ts, wide, f)
+    if want_pricing:
+        rows += _pricing_chi2(model, inputs, lambdas, regressors, pricing, assets, sij / t_ts, wide, f)
     return rows
 
 

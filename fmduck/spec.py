@@ -170,7 +170,8 @@ class Spec:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in ("returns", "factors") and value is not None and not isinstance(value, (str, Path)):
-                value = f"<{type(value).__module__}.{type(value).__name__} with {len(value)} rows>"
+                rows = f" with {len(value)} rows" if hasattr(value, "__len__") else ""  # Spark frames: no len
+                value = f"<{type(value).__module__}.{type(value).__name__}{rows}>"
             elif isinstance(value, Path):
                 value = str(value)
             out[f.name] = value

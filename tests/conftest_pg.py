@@ -22,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class PgServer:
     host: str
     port: int
     superuser: str
+    stop: Callable[[], None]
 
     def url(self, database: str = "postgres", user: str | None = None) -> str:
         return f"postgresql://{user or self.superuser}@{self.host}:{self.port}/{database}"
@@ -63,12 +65,8 @@ def _as_server_user(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", PG_USER, "--", *cmd]
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    """Start PostgreSQL 15 for this session; skip (with the reason) only if the binaries are absent."""
-    pytest.importorskip("psycopg")
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN} (set FMDUCK_PG_BIN)")
+def start_server() -> PgServer:
+    """initdb + pg_ctl start in a new temporary directory; ``server.stop()`` stops it and removes it."""
     root = Path(tempfile.mkdtemp(prefix="fmduck-pg-"))
     data = root / "data"
     if os.geteuid() == 0:
@@ -83,28 +81,38 @@ def pg_server():
                    check=True, capture_output=True)
     options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "
                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=40")
-    stop = _as_server_user([str(PG_BIN / "pg_ctl"), "stop", "-D", str(data), "-m", "immediate", "-w"])
+    stop_cmd = _as_server_user([str(PG_BIN / "pg_ctl"), "stop", "-D", str(data), "-m", "immediate", "-w"])
     stopped = False
 
-    def shutdown() -> None:
+    def stop() -> None:
         nonlocal stopped
         if not stopped:
             stopped = True
-            subprocess.run(stop, capture_output=True)
+            subprocess.run(stop_cmd, capture_output=True)
             shutil.rmtree(root, ignore_errors=True)
 
-    atexit.register(shutdown)
+    atexit.register(stop)
     try:
         subprocess.run(_as_server_user([str(PG_BIN / "pg_ctl"), "start", "-D", str(data), "-l", str(log), "-w",
                                         "-t", "60", "-o", options]), check=True, capture_output=True)
     except subprocess.CalledProcessError as exc:
         text = log.read_text() if log.exists() else ""
-        shutdown()
+        stop()
         raise RuntimeError(f"PostgreSQL did not start: {exc.stderr.decode()}\n{text}") from exc
+    return PgServer("127.0.0.1", port, superuser, stop)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """Start PostgreSQL 15 for this session; skip (with the reason) only if the binaries are absent."""
+    pytest.importorskip("psycopg")
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN} (set FMDUCK_PG_BIN)")
+    server = start_server()
     try:
-        yield PgServer("127.0.0.1", port, superuser)
+        yield server
     finally:
-        shutdown()
+        server.stop()
 
 
 @pytest.fixture

@@ -244,10 +244,13 @@ def test_sql_command_prints_exactly_what_postgres_runs(pg, pg_url, tmp_path):
         [(lab, _no_run_id(s)) for lab, s in printed]
 
 
-def test_cli_run_on_postgres_url(pg, pg_url):
+def test_cli_load_run_show_on_postgres_url(pg, pg_url, tmp_path):
     panel, factors, options = case("full")
-    _load(pg, "panel", panel)
-    _load(pg, "factors", factors)
+    panel.write_parquet(tmp_path / "panel.parquet")
+    factors.write_parquet(tmp_path / "factors.parquet")
+    for table in ("panel", "factors"):
+        loaded = fmduck("load", pg_url, tmp_path / f"{table}.parquet", "--table", table)
+        assert loaded.returncode == 0, loaded.stderr
     args = ["--returns", "panel", "--factors", "factors", "--factor-cols", "mkt,smb", "--rf", "rf", "--name",
             "cli", "-q"]
     out = fmduck("run", pg_url, *args)
@@ -258,3 +261,16 @@ def test_cli_run_on_postgres_url(pg, pg_url):
     assert_same_results(stored, duckdb_fit(panel, factors, options), label="postgres vs duckdb")
     assert pg.query('SELECT COUNT(*) AS n FROM "fmduck"."runs"')["n"][0] == 1
     np.testing.assert_equal(stored.run["input_fingerprint"]["returns_rows"], panel.height)
+    shown = fmduck("show", pg_url, "cli")
+    assert shown.returncode == 0 and "Run: cli" in shown.stdout
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused(pg, bad):
+    """The profile's x * 0 <> 0 test holds for NaN and ±Infinity in PostgreSQL too."""
+    panel, factors, options = case("full")
+    _load(pg, "panel", panel)
+    _load(pg, "factors", factors)
+    pg.execute(f"UPDATE panel SET ret = '{bad}'::float8 WHERE asset = 'A003' AND period IN (4, 5)")
+    with pytest.raises(InputError, match=r"NaN or infinite values in 'ret' \(2 rows\)"):
+        FamaMacBeth(_spec("nan", "panel", "factors", options), pg).fit(write=False)

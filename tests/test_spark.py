@@ -7,6 +7,7 @@ One session for the module: local[2], 2 shuffle partitions, no UI, driver bound 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -95,7 +96,7 @@ def test_results_tables_written_replaced_and_read_back(engine, spark):
     panel, factors, options = case("full")
     odd = {"asset": "PermNo", "period": "Month End", "ret": "Ret `x`", "rf": "RF"}
     spark.createDataFrame(panel.rename(odd).to_pandas()).createOrReplaceTempView("odd_panel")
-    spec = Spec(name="stored", returns="odd_panel", factors=factors, factor_cols=["mkt", "smb"],
+    spec = Spec(name="stored", returns=spark.table("odd_panel"), factors=factors, factor_cols=["mkt", "smb"],
                 asset="PermNo", period="Month End", ret="Ret `x`", rf="RF", factor_period="period", schema="fm_res")
     want = duckdb_fit(panel, factors, options)
     FamaMacBeth(spec, engine).fit()
@@ -120,27 +121,69 @@ def test_hostile_column_name_is_refused_and_table_survives(engine):
     assert engine.query("SELECT COUNT(*) AS n FROM `data`.`victim`")["n"][0] == panel.height
 
 
-def test_cli_engine_spark_with_parquet_paths(tmp_path):
-    """`fmduck run WAREHOUSE --engine spark`: a new session, results persisted as Parquet tables."""
+def test_cli_engine_spark_with_parquet_paths(engine, tmp_path, capsys):
+    """`fmduck run WAREHOUSE --engine spark` through the CLI entry point, in this process (it reuses the
+    module's active session: no second JVM)."""
+    from fmduck.cli import main
+
+    panel, factors, options = case("full")
+    panel.write_parquet(tmp_path / "panel.parquet")
+    factors.write_parquet(tmp_path / "factors.parquet")
+    common = ["--engine", "spark", "--returns", str(tmp_path / "panel.parquet"), "--factors",
+              str(tmp_path / "factors.parquet"), "--factor-cols", "mkt,smb", "--rf", "rf", "--name", "cli", "-q"]
+    assert main(["run", str(tmp_path / "wh"), *common]) == 0
+    assert "Run: cli" in capsys.readouterr().out
+    stored = load_run(engine, "cli")
+    assert_same_results(stored, duckdb_fit(panel, factors, options), label="spark vs duckdb")
+    assert main(["sql", str(tmp_path / "wh"), *common]) == 0
+    printed = capsys.readouterr().out
+    assert "-- pass 1 moments" in printed and ":shift_0" in printed and "`fmduck_input_returns`" in printed
+    # exactly what the engine runs: every printed statement is one the Spark engine executed verbatim
+    logged = len(engine.log)
+    spec = Spec(name="cli", returns=str(tmp_path / "panel.parquet"), factors=str(tmp_path / "factors.parquet"),
+                factor_cols=["mkt", "smb"], rf="rf")
+    FamaMacBeth(spec, engine).fit(write=False)
+    executed = {_no_run_id(sql) for sql in engine.log[logged:]}
+    blocks = [b.partition("\n") for b in printed.strip().removeprefix("-- ").split(";\n\n-- ")]
+    assert len(blocks) >= 4
+    for label, _, sql in blocks:
+        assert _no_run_id(sql.strip().removesuffix(";")) in executed, f"printed {label!r} SQL was not executed"
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_nan_and_infinity_are_refused(engine, bad):
+    panel, factors, options = case("full")
+    panel = panel.with_columns(pl.when((pl.col("asset") == "A003") & pl.col("period").is_in([4, 5]))
+                               .then(float(bad)).otherwise(pl.col("ret")).alias("ret"))
+    with pytest.raises(InputError, match=r"NaN or infinite values in 'ret' \(2 rows\)"):
+        FamaMacBeth(_spec("nan", panel, factors, options), engine).fit(write=False)
+
+
+def _no_run_id(sql: str) -> str:
+    return re.sub(r"(fmduck_[a-z]+)_[0-9a-f]{8}", r"\1_RUN", sql)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("FMDUCK_SPARK_CLI"), reason="a second JVM (~30 s): set FMDUCK_SPARK_CLI=1")
+def test_cli_new_session_persists_results_in_warehouse(tmp_path):
+    """A fresh `fmduck run DIR --engine spark` process: Hive catalog (Derby) and Parquet tables in DIR."""
     panel, factors, options = case("full")
     panel.write_parquet(tmp_path / "panel.parquet")
     factors.write_parquet(tmp_path / "factors.parquet")
     warehouse = tmp_path / "wh"
-    out = subprocess.run(
-        [sys.executable, "-m", "fmduck", "run", warehouse, "--engine", "spark", "--returns", tmp_path / "panel.parquet",
-         "--factors", tmp_path / "factors.parquet", "--factor-cols", "mkt,smb", "--rf", "rf", "--name", "cli", "-q"],
-        capture_output=True, text=True, cwd=tmp_path, env={"FMDUCK_SPARK_MASTER": "local[2]", **_env()},
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "Run: cli" in out.stdout
+    args = [sys.executable, "-m", "fmduck", "run", warehouse, "--engine", "spark", "--returns",
+            tmp_path / "panel.parquet", "--factors", tmp_path / "factors.parquet", "--factor-cols", "mkt,smb",
+            "--rf", "rf", "--name", "cli", "-q"]
+    env = {"FMDUCK_SPARK_MASTER": "local[2]", **_env()}
+    for extra in ([], ["--replace"]):  # the second process sees the first one's tables
+        out = subprocess.run([*map(str, args), *extra], capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
     estimates = pl.read_parquet(warehouse / "fmduck.db" / "estimates" / "*.parquet")
     oracles.compare_frames(estimates, duckdb_fit(panel, factors, options).estimates, ["term", "se_type"],
                            ["estimate", "std_error", "t_stat"], label="spark vs duckdb", rtol=1e-10, atol=1e-12)
 
 
 def _env() -> dict[str, str]:
-    import os
-
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env

@@ -157,8 +157,15 @@ class SparkEngine:
             self._sql(statement, params).collect()
 
     def upload(self, name: str, frame: pl.DataFrame) -> None:
-        """``frame`` as the temporary view ``name`` (local data, sent once through Arrow)."""
-        self._view(name, self.spark.createDataFrame(frame.to_arrow(compat_level=pl.CompatLevel.oldest())))
+        """``frame`` as the temporary view ``name`` (local data, sent once through Arrow).
+
+        Datetimes without a time zone stay zone-less (TIMESTAMP_NTZ), as in DuckDB and PostgreSQL.
+        """
+        data = self.spark.createDataFrame(frame.to_arrow(compat_level=pl.CompatLevel.oldest()))
+        naive = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone is None]
+        if naive:
+            data = data.withColumns({c: data[c].cast("timestamp_ntz") for c in naive})
+        self._view(name, data)
 
     def drop_upload(self, name: str) -> None:
         if name in self._views:
@@ -204,9 +211,9 @@ class SparkEngine:
         name = "fmduck_create_buffer"
         self.upload(name, frame)
         try:
-            verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
-            self._sql(templates.transpile(f"{verb} {table_sql} AS SELECT * FROM {templates.ident(name)}",
-                                          self.dialect)).collect()
+            if replace:  # Parquet tables cannot CREATE OR REPLACE
+                self._sql(self._tx(f"DROP TABLE IF EXISTS {table_sql}")).collect()
+            self._sql(self._tx(f"CREATE TABLE {table_sql} AS SELECT * FROM {templates.ident(name)}")).collect()
         except AnalysisException as exc:
             raise InputError(f"cannot create table {table_sql}: {_first_line(exc)} (use --replace to overwrite)") from exc
         finally:
@@ -227,6 +234,8 @@ class SparkEngine:
                     f"restore {table_sql} from it (or drop it) before writing again"
                 )
         if any(self._deletes.get(t) for t in tables):
+            # a table with no new rows and none of the deleted runs' rows needs no rewrite
+            tables = [t for t in tables if self._staged[t] or self._holds(t, "run_name", self._deletes[t])]
             self._rebuild_and_swap(tables, "run_name", self._deletes, self._staged)
         else:
             self._append(tables)
@@ -288,6 +297,11 @@ class SparkEngine:
         finally:
             if view:
                 self.drop_upload(view)
+
+    def _holds(self, table_sql: str, column: str, values: set[str]) -> bool:
+        markers = ", ".join(f"$value_{i}" for i in range(len(values)))
+        sql = self._tx(f"SELECT 1 AS hit FROM {table_sql} WHERE {templates.ident(column)} IN ({markers}) LIMIT 1")
+        return bool(self._sql(sql, {f"value_{i}": v for i, v in enumerate(sorted(values))}).take(1))
 
     def _stage_rows(self, k: int, table_sql: str, frames: list[pl.DataFrame]) -> str:
         view = f"fmduck_stage_rows_{k}"

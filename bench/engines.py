@@ -1,0 +1,170 @@
+"""The same panel in DuckDB, PostgreSQL and Spark: wall time and peak memory of one rolling-beta FM run.
+
+    python -m bench.engines [--size XS|S|M] [--engines duckdb,postgres,spark] [--repeat 1]
+
+Each engine runs in its own subprocess (``--worker``), reading the seeded panel of bench/data.py:
+DuckDB and Spark straight from its Parquet files, PostgreSQL from tables loaded beforehand (loading
+is not timed) in a throwaway server started like the tests' (tests/conftest_pg.py). Timed: one
+``FamaMacBeth(spec, engine).fit()`` with rolling betas (the size's window and min_obs), results
+written by the engine. Peak RSS: the Python process plus its finished children (the Spark JVM is
+one: it is stopped before measuring); the PostgreSQL server's own memory is not included (the
+server is not a child). The λ estimates of every engine must agree with DuckDB's to 1e-8.
+Writes bench/out/engines.json and prints a table. Separate from ``python -m bench`` (bench/__main__.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out"
+ENGINES = ["duckdb", "postgres", "spark"]
+TOL = 1e-8
+
+
+def _size(name: str):
+    from bench.data import SIZES, Size
+
+    if name == "XS":  # a quick smoke size for this comparison: 300 assets x 240 months
+        return Size("XS", 300, 240, 60, 36, 0.05, 40, False, 20260109, 4)
+    return SIZES[name]
+
+
+def _spec(size, returns, factors, name: str):
+    from bench.data import FACTORS
+    from fmduck import Spec
+
+    return Spec(name=name, returns=returns, factors=factors, factor_cols=FACTORS, window=size.window,
+                min_obs=size.min_obs, nw_lags=size.nw_lags, replace=True)
+
+
+def worker(engine_name: str, size_name: str, repeat: int, url: str | None) -> dict:
+    from bench.data import ensure
+    from fmduck import FamaMacBeth
+
+    size = _size(size_name)
+    ensure(size)
+    returns, factors = str(size.returns_path), str(size.factors_path)
+    stop = None
+    if engine_name == "duckdb":
+        tmp = Path(tempfile.mkdtemp(prefix="fmduck-bench-"))
+        engine = str(tmp / "bench.duckdb")
+    elif engine_name == "postgres":
+        from fmduck.engines.postgres import PostgresEngine
+
+        engine = PostgresEngine(url)
+        returns, factors = "bench.returns", "bench.factors"
+    else:
+        from fmduck.engines.spark import SparkEngine, session
+
+        spark = session("local[2]", None, **{"spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="fmduck-wh-"),
+                                            "spark.sql.shuffle.partitions": "4",
+                                            "spark.ui.showConsoleProgress": "false"})
+        spark.sparkContext.setLogLevel("ERROR")
+        engine = SparkEngine(spark)
+        stop = spark.stop
+    times, results = [], None
+    for i in range(repeat):
+        started = time.perf_counter()
+        results = FamaMacBeth(_spec(size, returns, factors, f"bench_{engine_name}"), engine).fit()
+        times.append(time.perf_counter() - started)
+    if stop is not None:
+        stop()
+        time.sleep(1.0)  # let the JVM exit so RUSAGE_CHILDREN includes it
+    assert results is not None
+    lam = results.lambdas.select(["period_index", *results.terms]).sort("period_index")
+    return {
+        "engine": engine_name, "size": size_name, "times": times,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0,
+        "lambdas": lam.to_dict(as_series=False),
+    }
+
+
+def _load_postgres(size_name: str):
+    """A throwaway server with the panel loaded as bench.returns / bench.factors."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import polars as pl
+    from conftest_pg import start_server
+
+    from bench.data import ensure
+    from fmduck import templates
+    from fmduck.engines.postgres import PostgresEngine
+
+    size = _size(size_name)
+    ensure(size)
+    server = start_server()
+    engine = PostgresEngine(server.url())
+    engine.execute("CREATE SCHEMA IF NOT EXISTS bench")
+    engine.create_table(templates.table("bench.returns"), pl.read_parquet(size.returns_path), replace=True)
+    engine.create_table(templates.table("bench.factors"), pl.read_parquet(size.factors_path), replace=True)
+    engine.execute("ANALYZE bench.returns; ANALYZE bench.factors")
+    engine.close()
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.engines", description=__doc__.splitlines()[0])
+    p.add_argument("--size", default="S", help="XS, S or M (default S)")
+    p.add_argument("--engines", default=",".join(ENGINES))
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--url", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print("BENCH-RESULT " + json.dumps(worker(args.worker, args.size, args.repeat, args.url)), flush=True)
+        return 0
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    server = _load_postgres(args.size) if "postgres" in engines else None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    rows = []
+    try:
+        for name in engines:
+            cmd = [sys.executable, "-m", "bench.engines", "--worker", name, "--size", args.size,
+                   "--repeat", str(args.repeat)]
+            if server is not None:
+                cmd += ["--url", server.url()]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("BENCH-RESULT ")), None)
+            if line is None:
+                raise RuntimeError(f"{name} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+            rows.append(json.loads(line[len("BENCH-RESULT "):]))
+    finally:
+        if server is not None:
+            server.stop()
+    import numpy as np
+
+    ref = next((r for r in rows if r["engine"] == "duckdb"), rows[0])
+    terms = [k for k in ref["lambdas"] if k != "period_index"]
+    base = np.array([ref["lambdas"][t] for t in terms], dtype=float)
+    print(f"rolling-beta FM, size {args.size}: median wall time, peak RSS (Python process + finished children)")
+    print(f"{'engine':<10}{'seconds':>10}{'RSS MB':>10}{'child MB':>10}{'max rel diff vs duckdb':>24}")
+    for r in rows:
+        got = np.array([r["lambdas"][t] for t in terms], dtype=float)
+        diff = float(np.max(np.abs(got - base)) / np.max(np.abs(base))) if got.shape == base.shape else float("inf")
+        r["max_rel_diff_vs_duckdb"] = diff
+        r["median_s"] = statistics.median(r["times"])
+        print(f"{r['engine']:<10}{r['median_s']:>10.2f}{r['peak_rss_mb']:>10.0f}{r['children_peak_rss_mb']:>10.0f}"
+              f"{diff:>24.2e}")
+        if diff > TOL:
+            raise SystemExit(f"{r['engine']}: λ differ from DuckDB's by {diff:.2e} > {TOL}")
+    OUT.mkdir(exist_ok=True)
+    for r in rows:
+        r.pop("lambdas")
+    (OUT / "engines.json").write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
