@@ -227,6 +227,15 @@ def main(argv: list[str] | None = None) -> int:
         all_results[size] = res
         if not any(f.startswith(size) for f in failed):
             print("\n" + "\n".join(table(size, res)) + "\n")
+    # sizes measured by an earlier invocation (e.g. `--sizes L` run separately) stay in the report
+    previous = OUT / "results.json"
+    if previous.exists():
+        try:
+            for size, res in json.loads(previous.read_text()).items():
+                all_results.setdefault(size, res)
+        except (ValueError, OSError):
+            pass
+    all_results = {s: all_results[s] for s in ("S", "M", "L") if s in all_results}
     (OUT / "results.json").write_text(json.dumps(all_results, indent=1, default=str))
     if failed:
         print("outputs disagree; timings withheld for: " + "; ".join(failed), file=sys.stderr)

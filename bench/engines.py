@@ -6,9 +6,8 @@ Each engine runs in its own subprocess (``--worker``), reading the seeded panel 
 DuckDB and Spark straight from its Parquet files, PostgreSQL from tables loaded beforehand (loading
 is not timed) in a throwaway server started like the tests' (tests/conftest_pg.py). Timed: one
 ``FamaMacBeth(spec, engine).fit()`` with rolling betas (the size's window and min_obs), results
-written by the engine. Peak RSS: the Python process plus its finished children (the Spark JVM is
-one: it is stopped before measuring); the PostgreSQL server's own memory is not included (the
-server is not a child). The λ estimates of every engine must agree with DuckDB's to 1e-8.
+written by the engine. Peak RSS (VmHWM from /proc): the Python process, and the engine's own
+process: the PostgreSQL backend serving the run (not the rest of the server), the Spark JVM. The λ estimates of every engine must agree with DuckDB's to 1e-8.
 Writes bench/out/engines.json and prints a table. Separate from ``python -m bench`` (bench/__main__.py).
 """
 
@@ -78,17 +77,51 @@ def worker(engine_name: str, size_name: str, repeat: int, url: str | None) -> di
         started = time.perf_counter()
         results = FamaMacBeth(_spec(size, returns, factors, f"bench_{engine_name}"), engine).fit()
         times.append(time.perf_counter() - started)
+    if engine_name == "postgres":
+        server_pids = [int(engine.query("SELECT pg_backend_pid() AS pid")["pid"][0])]
+    elif engine_name == "spark":
+        server_pids = _descendants(spark.sparkContext._gateway.proc.pid)
+    else:
+        server_pids = []
+    engine_rss = max((_peak_rss_mb(pid) for pid in server_pids), default=0.0)
     if stop is not None:
         stop()
-        time.sleep(1.0)  # let the JVM exit so RUSAGE_CHILDREN includes it
     assert results is not None
     lam = results.lambdas.select(["period_index", *results.terms]).sort("period_index")
     return {
         "engine": engine_name, "size": size_name, "times": times,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0,
+        "engine_peak_rss_mb": engine_rss,
         "lambdas": lam.to_dict(as_series=False),
     }
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident set) of a process, from /proc (Linux); 0 if unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (the Spark launcher script and its JVM)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
 
 
 def _load_postgres(size_name: str):
@@ -148,14 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     ref = next((r for r in rows if r["engine"] == "duckdb"), rows[0])
     terms = [k for k in ref["lambdas"] if k != "period_index"]
     base = np.array([ref["lambdas"][t] for t in terms], dtype=float)
-    print(f"rolling-beta FM, size {args.size}: median wall time, peak RSS (Python process + finished children)")
-    print(f"{'engine':<10}{'seconds':>10}{'RSS MB':>10}{'child MB':>10}{'max rel diff vs duckdb':>24}")
+    print(f"rolling-beta FM, size {args.size}: median wall time; peak RSS of the Python process and of the "
+          "engine's own process (PostgreSQL backend / Spark JVM)")
+    print(f"{'engine':<10}{'seconds':>10}{'py MB':>10}{'engine MB':>11}{'max rel diff vs duckdb':>24}")
     for r in rows:
         got = np.array([r["lambdas"][t] for t in terms], dtype=float)
         diff = float(np.max(np.abs(got - base)) / np.max(np.abs(base))) if got.shape == base.shape else float("inf")
         r["max_rel_diff_vs_duckdb"] = diff
         r["median_s"] = statistics.median(r["times"])
-        print(f"{r['engine']:<10}{r['median_s']:>10.2f}{r['peak_rss_mb']:>10.0f}{r['children_peak_rss_mb']:>10.0f}"
+        print(f"{r['engine']:<10}{r['median_s']:>10.2f}{r['peak_rss_mb']:>10.0f}{r['engine_peak_rss_mb']:>11.0f}"
               f"{diff:>24.2e}")
         if diff > TOL:
             raise SystemExit(f"{r['engine']}: λ differ from DuckDB's by {diff:.2e} > {TOL}")

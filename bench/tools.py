@@ -66,6 +66,14 @@ PEAK: dict[str, float] = {}
 
 
 def _peak_mb() -> float:
+    """This process's peak resident set (VmHWM: reset by exec, unlike ru_maxrss, which a child
+    inherits from the parent that forked it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -28,11 +27,11 @@ def main(argv: list[str]) -> None:
     result["tool"] = tool
     result["size"] = size_name
     result["wall_s"] = time.perf_counter() - started
-    from bench.tools import PEAK
+    from bench.tools import PEAK, _peak_mb
 
     # the high-water mark right after the timed runs (before outputs were converted for the checks)
-    result["peak_rss_mb"] = PEAK.get("timed_peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
-    result["peak_rss_mb_incl_output_handling"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result["peak_rss_mb"] = PEAK.get("timed_peak_rss_mb", _peak_mb())
+    result["peak_rss_mb_incl_output_handling"] = _peak_mb()
     print("BENCH-RESULT " + json.dumps(result), flush=True)
 
 

@@ -2,7 +2,8 @@
 
 An engine runs rendered SQL with bound parameters and returns polars frames, makes small frames
 (calendar, betas, λ_t) visible to SQL under an internal name, and writes result frames inside one
-transaction. Other engines (PostgreSQL, Spark) implement the same methods.
+transaction. Other engines (PostgreSQL, Spark) implement the same methods in ``fmduck/engines/``
+(drivers imported there, lazily); ``connect`` picks one from a path, URL or engine object.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class Engine(Protocol):
     def drop_upload(self, name: str) -> None: ...
     def transaction(self) -> Any: ...
     def insert(self, table_sql: str, frame: pl.DataFrame) -> None: ...
+    def create_table(self, table_sql: str, frame: pl.DataFrame, *, replace: bool = False) -> None: ...
+    # Optional: delete_rows(table_sql, column, value) - engines without DELETE (Spark) stage it in
+    # transaction(); results.write_run uses it instead of sql/results/delete_run.sql.j2 when present.
 
 
 def bind(sql: str, params: dict[str, Any] | None) -> dict[str, Any]:

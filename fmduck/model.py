@@ -432,8 +432,11 @@ def _long_first_pass(keys: pl.DataFrame, terms: list[str], fit: OLSBatch, ok: np
     The (asset, period_index) keys are unique, so the kept keys are sorted once and each is repeated
     for its terms in name order (no sort of the long frame)."""
     kept = keys.filter(pl.Series(ok))
-    order = kept.select("asset", "period_index").with_row_index("fmduck_row").sort(
-        ["asset", "period_index"], nulls_last=False)["fmduck_row"].to_numpy()
+    # sort the distinct assets (few) as strings, then the rows by (asset rank, period_index): integers
+    ranks = kept.select(pl.col("asset").unique()).sort("asset", nulls_last=False).with_row_index("fmduck_rank")
+    order = kept.select("asset", "period_index").with_row_index("fmduck_row").join(
+        ranks, on="asset", how="left", nulls_equal=True).sort(
+        ["fmduck_rank", "period_index"], nulls_last=False)["fmduck_row"].to_numpy()
     p = len(terms)
     by_name = np.array(sorted(range(p), key=lambda j: terms[j]), dtype=np.int64)
     rows = np.flatnonzero(ok)[order]           # positions in the fit arrays, in output order

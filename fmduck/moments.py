@@ -46,7 +46,7 @@ class Moments:
 
 # Rolling windows: sums of variables that depend on the period only (factor columns) come from
 # cumulative sums over the calendar corrected for each asset's gaps (sql/moments.sql.j2). DuckDB only:
-# the remaining window sums use row-dependent frame offsets (ROWS BETWEEN n - 1 PRECEDING).
+# the gap bookkeeping (UNNEST(GENERATE_SERIES), equality joins on gap counts) is written for DuckDB.
 FAST_ROLLING = True
 
 

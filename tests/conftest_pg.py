@@ -9,7 +9,8 @@ PostgreSQL refuses to run as root. When the tests run as root (CI), the server r
 unprivileged user ``fmduck_pg`` (created with ``useradd --system`` if missing) through ``runuser``;
 the data directory is owned by that user. Binaries: ``$FMDUCK_PG_BIN`` or /usr/lib/postgresql/15/bin.
 
-Test modules use it with ``from conftest_pg import pg_server, pg_url  # noqa: F401``.
+tests/conftest.py imports the fixtures, so every test module shares the one server by naming
+``pg_server`` / ``pg_url`` (importing them into a test module would give that module its own server).
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ import polars as pl
 import pytest
 
 import oracles
-from conftest_pg import pg_server, pg_url  # noqa: F401  (fixtures)
 from engine_cases import CASES, ENGINE_ATOL, ENGINE_RTOL, assert_same_results, case, duckdb_fit
 
 psycopg = pytest.importorskip("psycopg")

@@ -17,7 +17,6 @@ import polars as pl
 import pytest
 
 import oracles
-from conftest_pg import pg_server, pg_url  # noqa: F401  (fixtures)
 from engine_cases import assert_same_results, case, duckdb_fit
 
 pytest.importorskip("pyspark")
