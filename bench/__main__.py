@@ -188,7 +188,8 @@ def table(size: str, res: dict[str, dict]) -> list[str]:
                      f"numpy.linalg.solve (params only) | {fmt(npt)} | {ratio(s['median_s'], npt)} | | |")
         lines.append(f"| batched SPD inverse alone (3x3 centred) | {fmt(inv)} | numpy.linalg.solve | {fmt(npt)} | "
                      f"{ratio(inv, npt)} | | |")
-    return lines
+    # drop rows with no measurement on either side (e.g. on L, where fit() is not run)
+    return lines[:4] + [ln for ln in lines[4:] if not (ln.split("|")[2].strip() == "—" and ln.split("|")[4].strip() == "—")]
 
 
 def _phase(res: dict, name: str) -> float | None:

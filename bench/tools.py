@@ -366,19 +366,28 @@ def run_fmduck_pass1_stream(size: Size, repeat: int, out: Path) -> dict[str, Any
         params.update({f"shift_{i}": float(v.shift) for i, v in enumerate(variables)})
         shift = np.array([v.shift for v in variables])
         cols = MomentColumns(len(variables))
-        reader = con.execute(sql, bind(sql, params)).fetch_record_batch(2_000_000)
-        windows, kept, parts = 0, 0, []
+        t0 = time.perf_counter()
+        reader = con.sql(sql, params=bind(sql, params)).to_arrow_reader(1_000_000)
+        windows, kept, parts, first_batch, solve_s = 0, 0, [], None, 0.0
+        sample = pl.Series(sample_assets(size).tolist())
         for batch in reader:
+            if first_batch is None:
+                first_batch = time.perf_counter() - t0
             frame = pl.from_arrow(batch)
+            t1 = time.perf_counter()
             n, sums, cross = cols.arrays(frame)
             fit = fm_moments.ols_from_moments(n, sums, cross, shift, intercept=True)
+            solve_s += time.perf_counter() - t1
             ok = fit.ok
             windows += frame.height
             kept += int(ok.sum())
-            parts.append(frame.select("asset", "pidx").filter(pl.Series(ok)).with_columns(
-                *[pl.Series(f"b{j}", fit.params[ok, j + 1]) for j in range(3)]))
+            # pass 2 would need every beta (~46M x 3 float64 = 1.1 GB); only the sample is kept here
+            keep = ok & frame["asset"].is_in(sample.implode()).to_numpy()
+            parts.append(frame.select("asset", "pidx").filter(pl.Series(keep)).with_columns(
+                *[pl.Series(f"b{j}", fit.params[keep, j + 1]) for j in range(3)]))
+            del frame, n, sums, cross, fit
         model.engine.drop_upload(model._tables["calendar"])
-        stats.update(windows=windows, kept=kept)
+        stats.update(windows=windows, kept=kept, seconds_to_first_batch=first_batch, solve_s=solve_s)
         return pl.concat(parts)
 
     times, betas = _timed(once, repeat)

@@ -10,8 +10,8 @@ One scan: the pass-2 moments of the union of regressors are computed once, group
 characteristic enters the sums as 0). A specification's moments for a period are the sums over the
 patterns that have all of its characteristics, restricted to its sub-block — so every row counts
 for exactly the specifications whose regressors it has (listwise deletion per specification,
-the same rows as a separate run). Pass 1 (betas) and the per-asset pricing errors and tests are
-computed per specification. With ``weights`` the scan sums raw weights and each specification
+the same rows as a separate run). Pass 1 (betas) is also computed once (it does not depend on the
+characteristics); the per-asset pricing errors and the tests are computed per specification. With ``weights`` the scan sums raw weights and each specification
 scales its periods to mean-1 weights (WLS is unchanged by a common scale within a period).
 ``absorb`` is not available with a grid (the demeaning depends on each specification's rows).
 """
@@ -112,6 +112,14 @@ class SharedScan:
     cross: np.ndarray | None = None
     shift: np.ndarray | None = None
     sum_w: np.ndarray | None = None
+
+    pass1_result: tuple | None = None
+
+    def pass1(self, model: Any, inputs: Any, calendar: pl.DataFrame) -> tuple:
+        """Pass 1 depends on the returns and factors only: the same betas for every member, computed once."""
+        if self.pass1_result is None:
+            self.pass1_result = model._pass1(inputs, calendar)
+        return self.pass1_result
 
     def moments(self, model: Any, inputs: Any, regressors: list[Variable], source: dict[str, Any]) -> Moments:
         if self.frame is None:

@@ -91,7 +91,9 @@ class FamaMacBeth:
             if spec.beta_based:
                 say(f"pass 1: {'rolling ' + str(spec.window) + '-period' if spec.rolling else 'full-sample'} "
                     f"time-series regressions on {', '.join(spec.factor_cols)}")
-                first_pass, betas, skipped_1 = self._pass1(inputs, calendar)
+                first_pass, betas, skipped_1 = (self.shared_scan.pass1(self, inputs, calendar)  # grid: once
+                                                if getattr(self, "shared_scan", None) is not None
+                                                else self._pass1(inputs, calendar))
                 skipped.append(skipped_1)
             say("pass 2: cross-sectional regressions per period")
             lambdas, regressors, skipped_2, pass2_rows = self._pass2(inputs, betas, calendar)

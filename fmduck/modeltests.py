@@ -200,6 +200,11 @@ def _grs_and_pricing(model: FamaMacBeth, inputs: Any, first_pass: pl.DataFrame, 
         fitted = exp.Add(this=fitted, expression=exp.Mul(this=exp.column(f"b{j}", table="b"),
                                                          expression=exp.Paren(this=fv.expr)))
     resid = exp.Sub(this=exp.Paren(this=inputs.y.expr), expression=exp.Paren(this=fitted))
+    if big_n == 0 or not np.all(nobs == nobs[0]):  # unbalanced at a glance: no SQL, no N x N work
+        t_max = int(nobs.max()) if big_n else 0
+        return [_skip("grs", None, f"unbalanced panel: not every asset has all {t_max} periods"),
+                _skip("pricing_chi2", None, "characteristics vary over time; the test needs constant betas"
+                      if spec.chars else "unbalanced panel")]
     params_table = f"{model._tables['betas']}_grs"
     source = {"factors": inputs.factors.sql, "betas": "full", "betas_table": templates.ident(params_table)}
     upload = wide.select(pl.col("asset"), pl.col("const").alias("a"),

@@ -10,9 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import duckdb
-import polars as pl
-
 import oracles
+import polars as pl
 
 ENGINE_RTOL = 1e-10
 ENGINE_ATOL = 1e-12

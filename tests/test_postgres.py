@@ -15,17 +15,23 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import oracles
 import polars as pl
 import pytest
-
-import oracles
-from engine_cases import CASES, ENGINE_ATOL, ENGINE_RTOL, assert_same_results, case, duckdb_fit
+from engine_cases import (
+    CASES,
+    ENGINE_ATOL,
+    ENGINE_RTOL,
+    assert_same_results,
+    case,
+    duckdb_fit,
+)
 
 psycopg = pytest.importorskip("psycopg")
 
-from fmduck import FamaMacBeth, Spec, connect, load_run, templates  # noqa: E402
-from fmduck.engines.postgres import PostgresEngine  # noqa: E402
-from fmduck.errors import InputError, SpecError  # noqa: E402
+from fmduck import FamaMacBeth, Spec, connect, load_run, templates
+from fmduck.engines.postgres import PostgresEngine
+from fmduck.errors import InputError, SpecError
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +77,7 @@ def test_same_estimates_as_duckdb(pg, name):
 
 def test_rolling_first_pass_matches_numpy_oracle(pg):
     """The RANGE frame with a bound (bigint) offset, run by PostgreSQL, against a numpy lstsq loop."""
-    panel, factors, options = case("rolling")
+    _, _, options = case("rolling")
     ints_panel, ints_factors = oracles.synthetic_panel(seed=12, n_assets=7, n_periods=40, missing=0.15,
                                                        null_ret=0.05)
     _load(pg, "panel", ints_panel)
@@ -148,7 +154,7 @@ def test_schema_qualified_mixed_case_names(pg):
 
 
 def test_unqualified_name_is_not_split_on_dots_inside_quotes(pg):
-    panel, factors, options = case("full")
+    panel, _, _ = case("full")
     _load(pg, '"odd.name"', panel)
     rel = pg.relation('"odd.name"', "returns")
     assert set(rel.columns) == {"asset", "period", "ret", "rf"}
@@ -193,9 +199,12 @@ def test_postgres_column_types(pg):
     assert_same_results(got, duckdb_fit(same, factors, options), label="postgres vs duckdb")
 
 
-def test_missing_table_is_a_clear_error(pg):
+def test_connect_url_and_missing_table(pg, pg_url):
+    engine = connect(pg_url)  # a postgresql:// URL gives the PostgreSQL engine
+    assert isinstance(engine, PostgresEngine) and engine.dialect == "postgres"
     with pytest.raises(InputError, match="table nowhere.panel does not exist"):
-        pg.relation("nowhere.panel", "returns")
+        engine.relation("nowhere.panel", "returns")
+    engine.close()
 
 
 # ---------------------------------------------------------------- the SQL that runs

@@ -13,17 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import oracles
 import polars as pl
 import pytest
-
-import oracles
 from engine_cases import assert_same_results, case, duckdb_fit
 
 pytest.importorskip("pyspark")
 
-from fmduck import FamaMacBeth, Spec, load_run, templates  # noqa: E402
-from fmduck.engines.spark import SparkEngine, session  # noqa: E402
-from fmduck.errors import InputError  # noqa: E402
+from fmduck import FamaMacBeth, Spec, load_run, templates
+from fmduck.engines.spark import SparkEngine, session
+from fmduck.errors import InputError
 
 pytestmark = pytest.mark.spark
 ROOT = Path(__file__).resolve().parent.parent

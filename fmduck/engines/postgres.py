@@ -244,6 +244,8 @@ def _duckdb_type(pg_type: str) -> str:
     lower = pg_type.lower()
     if lower in _TYPE_NAMES:
         return _TYPE_NAMES[lower]
+    if lower.startswith("timestamp(") and lower.endswith("with time zone"):
+        return "TIMESTAMP WITH TIME ZONE"
     for prefix, name in _TYPE_PREFIXES:
         if lower.startswith(prefix):
             return name + lower[len(prefix):].upper() if name.endswith("(") else name
