@@ -217,6 +217,15 @@ def main(argv: list[str] | None = None) -> int:
             res[tool] = run_tool(tool, size, 1 if size == "L" else args.repeat)
             print(f"[{size}] {tool}: median {res[tool]['median_s']:.3f} s, peak RSS {res[tool]['peak_rss_mb']:.0f} MB",
                   flush=True)
+        # tools of this size measured by an earlier invocation (`--tools` reruns a subset) are kept
+        previous = OUT / "results.json"
+        if args.tools and previous.exists():
+            try:
+                for tool, value in json.loads(previous.read_text()).get(size, {}).items():
+                    if not tool.startswith("_"):
+                        res.setdefault(tool, value)
+            except (ValueError, OSError):
+                pass
         agree = checks(size, set(res))
         print(f"\n[{size}] agreement (max relative difference, tolerance {TOL:g}):")
         for name, d, note in agree:

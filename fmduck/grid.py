@@ -11,7 +11,8 @@ characteristic enters the sums as 0). A specification's moments for a period are
 patterns that have all of its characteristics, restricted to its sub-block — so every row counts
 for exactly the specifications whose regressors it has (listwise deletion per specification,
 the same rows as a separate run). Pass 1 (betas) is also computed once (it does not depend on the
-characteristics); the per-asset pricing errors and the tests are computed per specification. With ``weights`` the scan sums raw weights and each specification
+characteristics), and so are the input checks; the per-asset pricing errors and the tests are computed
+per specification. With ``weights`` the scan sums raw weights and each specification
 scales its periods to mean-1 weights (WLS is unchanged by a common scale within a period).
 ``absorb`` is not available with a grid (the demeaning depends on each specification's rows).
 """
@@ -114,6 +115,18 @@ class SharedScan:
     sum_w: np.ndarray | None = None
 
     pass1_result: tuple | None = None
+    union_inputs: Any = None
+
+    def inputs(self, model: Any) -> Any:
+        """The input checks and profile of the union spec, once; each member keeps its characteristics."""
+        from fmduck.model import FamaMacBeth
+
+        if self.union_inputs is None:
+            union = FamaMacBeth(dataclasses.replace(self.union, grid=None), model.engine)
+            self.union_inputs = union._inputs()
+        chars = set(model.spec.chars)
+        return dataclasses.replace(self.union_inputs,
+                                   chars_vars=[v for v in self.union_inputs.chars_vars if v.name in chars])
 
     def pass1(self, model: Any, inputs: Any, calendar: pl.DataFrame) -> tuple:
         """Pass 1 depends on the returns and factors only: the same betas for every member, computed once."""

@@ -80,7 +80,8 @@ class FamaMacBeth:
         self.statements = []
         try:
             say("checking inputs")
-            inputs = self._inputs()
+            inputs = (self.shared_scan.inputs(self) if getattr(self, "shared_scan", None) is not None
+                      else self._inputs())  # a grid member: the union's checks, run once
             self._inputs_cache = inputs
             self._prepared_sql, self._prepared_params = None, {}
             notes = [n for n in (prepare.apply(self, inputs),) if n]  # fmduck/prepare.py (issue 9)
