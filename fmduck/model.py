@@ -11,14 +11,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 import polars as pl
 from sqlglot import exp
 
-from fmduck import __version__, templates, validate
+from fmduck import templates, validate
 from fmduck.engine import Engine, Relation, connect
 from fmduck.errors import EstimationError, InputError
 from fmduck.conventions import conventions_hac, preset_line
@@ -34,7 +33,7 @@ from fmduck.inference import (
     newey_west_covariance,
     shanken_covariance,
 )
-from fmduck.results import SCHEMA_VERSION, FamaMacBethResults, write_run
+from fmduck.results import FamaMacBethResults, assemble, run_record, write_run
 from fmduck.moments import Moments, Variable, compute_moments
 from fmduck.solve import OLSBatch
 from fmduck.spec import Spec
@@ -110,17 +109,9 @@ class FamaMacBeth:
             for name in self._tables.values():
                 self.engine.drop_upload(name)
         periods = lambdas.select("period").to_series()
-        run = {
-            "run_name": spec.name,
-            "run_id": run_id,
-            "spec": spec.to_dict(),
-            "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
-            "schema_version": SCHEMA_VERSION,
-            "fmduck_version": __version__,
-            "engine": self.engine.dialect,
-            "design": spec.design,
-            "conventions": conventions,
-            "input_fingerprint": {
+        run = run_record(
+            spec, run_id=run_id, dialect=self.engine.dialect, conventions=conventions, statements=self.statements,
+            fingerprint={
                 "returns": inputs.returns.label,
                 "returns_rows": inputs.returns_rows,
                 "factors": inputs.factors.label if inputs.factors else None,
@@ -129,22 +120,20 @@ class FamaMacBeth:
                 "first_period": periods.min(),
                 "last_period": periods.max(),
             },
-            "sql_text": ";\n\n".join(f"-- {label}\n{sql}" for label, sql in self.statements),
-            "n_periods": int(lambdas.select(pl.col("period_index").n_unique()).item()),
-            "avg_n": float(estimates["avg_n"][0]),
-            "avg_r2": float(estimates["avg_r2"][0]),
-            "elapsed_seconds": time.perf_counter() - started,
-        }
-        results = FamaMacBethResults(
-            run=run,
-            first_pass=_tag(first_pass, spec.name, run_id),
-            lambdas=_tag(lambdas, spec.name, run_id),
-            estimates=_tag(estimates, spec.name, run_id),
-            pricing_errors=_tag(pricing, spec.name, run_id),
-            skipped=_tag(pl.concat([s for s in skipped if s.height], how="vertical") if any(s.height for s in skipped)
-                         else _empty_skipped(), spec.name, run_id),
-            extra={"tests": _tag(tests, spec.name, run_id)},
+            n_periods=lambdas.select(pl.col("period_index").n_unique()).item(),
+            avg_n=estimates["avg_n"][0], avg_r2=estimates["avg_r2"][0], started=started,
         )
+        skipped_all = [s for s in skipped if s.height]
+        results = assemble(
+            run, first_pass=first_pass, lambdas=lambdas, estimates=estimates, pricing_errors=pricing,
+            skipped=pl.concat(skipped_all, how="vertical") if skipped_all else _empty_skipped(),
+            extra={"tests": tests},
+        )
+        return self._store(results, write=write, say=say)
+
+    def _store(self, results: FamaMacBethResults, *, write: bool, say: Progress) -> FamaMacBethResults:
+        """Write a finished run to the results engine (unless ``write=False``) and return it."""
+        spec = self.spec
         if write:
             say(f"writing run {spec.name!r} to schema {spec.schema!r}")
             write_run(self.results_engine, spec.schema, results, replace=spec.replace)
@@ -478,11 +467,6 @@ def _reasons(reasons: np.ndarray) -> str:
     values, counts = np.unique(np.asarray(reasons, dtype=str), return_counts=True)
     return ", ".join(f"{c} {v}" for v, c in zip(values, counts)) or "none"
 
-
-def _tag(frame: pl.DataFrame, name: str, run_id: str) -> pl.DataFrame:
-    # head(): a column-less empty frame (no pass 1 in a characteristics-only run) must stay empty,
-    # not become one row of literals (which broke the NOT NULL asset column of fmduck.first_pass)
-    return frame.select(pl.lit(name).alias("run_name"), pl.lit(run_id).alias("run_id"), pl.all()).head(frame.height)
 
 
 def fama_macbeth(database: Any = ":memory:", spec: Spec | None = None, *, write: bool = True,

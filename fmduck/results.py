@@ -7,8 +7,9 @@ period and term), ``estimates`` (one row per term and SE type), ``pricing_errors
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from functools import cached_property
 from typing import Any
 
@@ -95,6 +96,46 @@ class FamaMacBethResults:
 
     def __str__(self) -> str:
         return self.summary
+
+
+# ------------------------------------------------------------------ assembling a run
+def run_record(spec: Any, *, run_id: str, dialect: str, conventions: str, fingerprint: dict[str, Any],
+               statements: list[tuple[str, str]], n_periods: int, avg_n: float, avg_r2: float,
+               started: float) -> dict[str, Any]:
+    """The ``fmduck.runs`` row of a run (every design fills the same record)."""
+    from fmduck import __version__
+
+    return {
+        "run_name": spec.name,
+        "run_id": run_id,
+        "spec": spec.to_dict(),
+        "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "schema_version": SCHEMA_VERSION,
+        "fmduck_version": __version__,
+        "engine": dialect,
+        "design": spec.design,
+        "conventions": conventions,
+        "input_fingerprint": fingerprint,
+        "sql_text": ";\n\n".join(f"-- {label}\n{sql}" for label, sql in statements),
+        "n_periods": int(n_periods),
+        "avg_n": float(avg_n),
+        "avg_r2": float(avg_r2),
+        "elapsed_seconds": time.perf_counter() - started,
+    }
+
+
+def tag(frame: pl.DataFrame, name: str, run_id: str) -> pl.DataFrame:
+    """Prefix ``run_name`` and ``run_id`` columns (an empty frame stays empty)."""
+    return frame.select(pl.lit(name).alias("run_name"), pl.lit(run_id).alias("run_id"), pl.all()).head(frame.height)
+
+
+def assemble(run: dict[str, Any], *, cls: type[FamaMacBethResults] | None = None,
+             extra: dict[str, pl.DataFrame] | None = None, **frames: pl.DataFrame) -> FamaMacBethResults:
+    """A results object whose frames all carry the run's name and id."""
+    name, run_id = run["run_name"], run["run_id"]
+    tagged = {key: tag(frame, name, run_id) for key, frame in frames.items()}
+    extra_tagged = {key: tag(frame, name, run_id) for key, frame in (extra or {}).items()}
+    return (cls or FamaMacBethResults)(run=run, extra=extra_tagged, **tagged)
 
 
 # ------------------------------------------------------------------ writing

@@ -34,7 +34,6 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -42,12 +41,12 @@ import polars as pl
 from scipy import stats
 from sqlglot import exp
 
-from fmduck import __version__, templates, validate
+from fmduck import templates, validate
 from fmduck.engine import Engine, Relation, connect
 from fmduck.errors import EstimationError, InputError
 from fmduck.inference import LAG_RULES, NW_DIVISORS, automatic_lag, fm_covariance, inference, newey_west_covariance
 from fmduck.moments import Variable, compute_moments
-from fmduck.results import SCHEMA_VERSION, FamaMacBethResults, write_run
+from fmduck.results import FamaMacBethResults, assemble, run_record, write_run
 from fmduck.spec import Spec
 
 TESTS = {
@@ -123,32 +122,19 @@ class FM1973:
             "portfolio", "n_stocks", "ret", "beta", "se",
         )
         per = lambdas["period"]
-        run = {
-            "run_name": spec.name, "run_id": run_id, "spec": spec.to_dict(),
-            "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
-            "schema_version": SCHEMA_VERSION, "fmduck_version": __version__, "engine": self.engine.dialect,
-            "design": spec.design, "conventions": conventions,
-            "input_fingerprint": {
+        run = run_record(
+            spec, run_id=run_id, dialect=self.engine.dialect, conventions=conventions, statements=self.statements,
+            fingerprint={
                 "returns": returns.label, "returns_rows": n_rows, "factors": factors.label,
                 "pass2_rows": int(lambdas["n"].sum()), "n_assets": int(members["asset"].n_unique()),
                 "n_cohorts": int(cohorts.height), "first_period": per.min(), "last_period": per.max(),
             },
-            "sql_text": ";\n\n".join(f"-- {label}\n{sql}" for label, sql in self.statements),
-            "n_periods": int(lambdas.height), "avg_n": float(lambdas["n"].mean()),
-            "avg_r2": float(lambdas["r2"].mean()), "elapsed_seconds": time.perf_counter() - started,
-        }
-        results = FM1973Results(
-            run=run,
-            first_pass=_tag(first_pass, spec.name, run_id),
-            lambdas=_tag(lambdas, spec.name, run_id),
-            estimates=_tag(estimates, spec.name, run_id),
-            pricing_errors=_tag(pricing, spec.name, run_id),
-            skipped=_tag(skipped, spec.name, run_id),
-            extra={
-                "portfolios": _tag(portfolios, spec.name, run_id),
-                "fm1973_portfolio_months": _tag(months, spec.name, run_id),
-                "fm1973_periods": _tag(periods, spec.name, run_id),
-            },
+            n_periods=lambdas.height, avg_n=lambdas["n"].mean(), avg_r2=lambdas["r2"].mean(), started=started,
+        )
+        results = assemble(
+            run, cls=FM1973Results, first_pass=first_pass, lambdas=lambdas, estimates=estimates,
+            pricing_errors=pricing, skipped=skipped,
+            extra={"portfolios": portfolios, "fm1973_portfolio_months": months, "fm1973_periods": periods},
         )
         if write:
             say(f"writing run {spec.name!r} to schema {spec.schema!r}")
@@ -526,10 +512,6 @@ def _pricing_errors(pmonths: pl.DataFrame, lambdas: pl.DataFrame, terms: list[st
     ).with_columns((pl.col("alpha") / pl.col("std_error")).alias("t_stat")).sort("portfolio").select(
         pl.format("P{}", pl.col("portfolio").cast(pl.Utf8).str.zfill(2)).alias("asset"),
         "alpha", "std_error", "t_stat", "n_periods")
-
-
-def _tag(frame: pl.DataFrame, name: str, run_id: str) -> pl.DataFrame:
-    return frame.select(pl.lit(name).alias("run_name"), pl.lit(run_id).alias("run_id"), pl.all())
 
 
 _SKIPPED = {"pass": pl.Utf8, "asset": pl.Utf8, "period": pl.Utf8, "reason": pl.Utf8, "nobs": pl.Int64}

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from fmduck import __version__, templates
+from fmduck import templates
 from fmduck.designs.pooled import reject_unsupported
 from fmduck.errors import EstimationError, InputError, SpecError
 from fmduck.inference import (
@@ -39,8 +38,8 @@ from fmduck.inference import (
     inference,
     newey_west_covariance,
 )
-from fmduck.model import FamaMacBeth, Progress, _empty_skipped, _Inputs, _tag
-from fmduck.results import SCHEMA_VERSION, FamaMacBethResults, write_run
+from fmduck.model import FamaMacBeth, Progress, _empty_skipped, _Inputs
+from fmduck.results import FamaMacBethResults, assemble, run_record
 from fmduck.solve import spd_inverse
 from fmduck.spec import Spec
 
@@ -93,17 +92,9 @@ class Mimicking(FamaMacBeth):
         estimates = pl.concat([mim["estimates"], tp], how="vertical_relaxed")
         conventions = "\n".join([mim["conventions"], *_beside(estimates, spec.factor_cols)])
         lambdas = mim["lambdas"]
-        run = {
-            "run_name": spec.name,
-            "run_id": run_id,
-            "spec": spec.to_dict(),
-            "created_at": datetime.now(UTC).replace(tzinfo=None),
-            "schema_version": SCHEMA_VERSION,
-            "fmduck_version": __version__,
-            "engine": self.engine.dialect,
-            "design": spec.design,
-            "conventions": conventions,
-            "input_fingerprint": {
+        run = run_record(
+            spec, run_id=run_id, dialect=self.engine.dialect, conventions=conventions, statements=self.statements,
+            fingerprint={
                 "returns": inputs.returns.label,
                 "returns_rows": inputs.returns_rows,
                 "factors": inputs.factors.label if inputs.factors else None,
@@ -113,25 +104,18 @@ class Mimicking(FamaMacBeth):
                 "first_period": lambdas["period"].min(),
                 "last_period": lambdas["period"].max(),
             },
-            "sql_text": ";\n\n".join(f"-- {label}\n{sql}" for label, sql in self.statements),
-            "n_periods": int(lambdas.height),
-            "avg_n": float(mim["n_assets"]),
-            "avg_r2": mim["r2"],
-            "elapsed_seconds": time.perf_counter() - started,
-        }
-        results = FamaMacBethResults(
-            run=run,
-            first_pass=_tag(twopass.first_pass.drop("run_name", "run_id"), spec.name, run_id),
-            lambdas=_tag(lambdas, spec.name, run_id),
-            estimates=_tag(estimates, spec.name, run_id),
-            pricing_errors=_tag(twopass.pricing_errors.drop("run_name", "run_id"), spec.name, run_id),
-            skipped=_tag(_empty_skipped(), spec.name, run_id),
-            extra={"mimicking_weights": _tag(mim["weights"], spec.name, run_id)},
+            n_periods=lambdas.height, avg_n=mim["n_assets"], avg_r2=mim["r2"], started=started,
         )
-        if write:
-            say(f"writing run {spec.name!r} to schema {spec.schema!r}")
-            write_run(self.engine, spec.schema, results, replace=spec.replace)
-        return results
+        results = assemble(
+            run,
+            first_pass=twopass.first_pass.drop("run_name", "run_id"),
+            lambdas=lambdas,
+            estimates=estimates,
+            pricing_errors=twopass.pricing_errors.drop("run_name", "run_id"),
+            skipped=_empty_skipped(),
+            extra={"mimicking_weights": mim["weights"]},
+        )
+        return self._store(results, write=write, say=say)
 
     # ------------------------------------------------------------------ the projection
     def _mimic(self, inputs: _Inputs, calendar: pl.DataFrame) -> dict[str, Any]:

@@ -34,18 +34,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from fmduck import __version__, templates
+from fmduck import templates
 from fmduck.engine import Engine, connect
 from fmduck.errors import EstimationError, FmduckError, InputError, SpecError
 from fmduck.inference import LAG_RULES, automatic_lag, inference, newey_west_covariance
-from fmduck.model import FamaMacBeth, Progress, _empty_skipped, _Inputs, _tag
-from fmduck.results import SCHEMA_VERSION, FamaMacBethResults, write_run
+from fmduck.model import FamaMacBeth, Progress, _empty_skipped, _Inputs
+from fmduck.results import FamaMacBethResults, assemble, run_record
 from fmduck.solve import MomentColumns, spd_inverse
 from fmduck.spec import Spec
 
@@ -106,17 +105,9 @@ class PooledOLS(FamaMacBeth):
         conventions = "\n".join([pooled["conventions"], fm_conventions, *_firm_notes(firm)])
         estimates = pl.concat([pooled["estimates"], fm_estimates], how="vertical_relaxed")
         periods = lambdas["period"]
-        run = {
-            "run_name": spec.name,
-            "run_id": run_id,
-            "spec": spec.to_dict(),
-            "created_at": datetime.now(UTC).replace(tzinfo=None),
-            "schema_version": SCHEMA_VERSION,
-            "fmduck_version": __version__,
-            "engine": self.engine.dialect,
-            "design": spec.design,
-            "conventions": conventions,
-            "input_fingerprint": {
+        run = run_record(
+            spec, run_id=run_id, dialect=self.engine.dialect, conventions=conventions, statements=self.statements,
+            fingerprint={
                 "returns": inputs.returns.label,
                 "returns_rows": inputs.returns_rows,
                 "factors": inputs.factors.label if inputs.factors else None,
@@ -126,25 +117,19 @@ class PooledOLS(FamaMacBeth):
                 "first_period": periods.min(),
                 "last_period": periods.max(),
             },
-            "sql_text": ";\n\n".join(f"-- {label}\n{sql}" for label, sql in self.statements),
-            "n_periods": int(lambdas.height),
-            "avg_n": float(fm_estimates["avg_n"][0]),
-            "avg_r2": float(fm_estimates["avg_r2"][0]),
-            "elapsed_seconds": time.perf_counter() - started,
-        }
-        results = FamaMacBethResults(
-            run=run,
-            first_pass=_tag(_empty_first_pass(), spec.name, run_id),
-            lambdas=_tag(lambdas, spec.name, run_id),
-            estimates=_tag(estimates, spec.name, run_id),
-            pricing_errors=_tag(_empty_pricing(), spec.name, run_id),
-            skipped=_tag(skipped if skipped.height else _empty_skipped(), spec.name, run_id),
-            extra={"firm_effect": _tag(firm, spec.name, run_id)},
+            n_periods=lambdas.height, avg_n=fm_estimates["avg_n"][0], avg_r2=fm_estimates["avg_r2"][0],
+            started=started,
         )
-        if write:
-            say(f"writing run {spec.name!r} to schema {spec.schema!r}")
-            write_run(self.engine, spec.schema, results, replace=spec.replace)
-        return results
+        results = assemble(
+            run,
+            first_pass=_empty_first_pass(),
+            lambdas=lambdas,
+            estimates=estimates,
+            pricing_errors=_empty_pricing(),
+            skipped=skipped if skipped.height else _empty_skipped(),
+            extra={"firm_effect": firm},
+        )
+        return self._store(results, write=write, say=say)
 
     # ------------------------------------------------------------------ pooled OLS
     def _pooled(self, inputs: _Inputs) -> dict[str, Any]:
