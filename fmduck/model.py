@@ -74,9 +74,7 @@ class FamaMacBeth:
         say = progress or (lambda _msg: None)
         started = time.perf_counter()
         spec = self.spec
-        run_id = uuid.uuid4().hex
-        self._tables = {k: f"fmduck_{k}_{run_id[:8]}" for k in ("calendar", "betas", "lambdas")}
-        self.statements = []
+        run_id = self._begin()
         try:
             say("checking inputs")
             inputs = (self.shared_scan.inputs(self) if getattr(self, "shared_scan", None) is not None
@@ -106,8 +104,7 @@ class FamaMacBeth:
             say("tests of the model")
             tests = model_tests(self, inputs, first_pass, betas, lambdas, regressors, pricing)
         finally:
-            for name in self._tables.values():
-                self.engine.drop_upload(name)
+            self._drop_scratch()
         periods = lambdas.select("period").to_series()
         run = run_record(
             spec, run_id=run_id, dialect=self.engine.dialect, conventions=conventions, statements=self.statements,
@@ -130,6 +127,17 @@ class FamaMacBeth:
             extra={"tests": tests},
         )
         return self._store(results, write=write, say=say)
+
+    def _begin(self, *scratch: str) -> str:
+        """A new run id; names its scratch uploads (calendar, betas, λ_t, ``scratch``) and clears the SQL log."""
+        run_id = uuid.uuid4().hex
+        self._tables = {k: f"fmduck_{k}_{run_id[:8]}" for k in ("calendar", "betas", "lambdas", *scratch)}
+        self.statements = []
+        return run_id
+
+    def _drop_scratch(self) -> None:
+        for name in self._tables.values():
+            self.engine.drop_upload(name)
 
     def _store(self, results: FamaMacBethResults, *, write: bool, say: Progress) -> FamaMacBethResults:
         """Write a finished run to the results engine (unless ``write=False``) and return it."""

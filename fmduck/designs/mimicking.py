@@ -21,7 +21,6 @@ the same assets), ``lambdas`` (r^g_t, term = factor), ``mimicking_weights`` (fac
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import numpy as np
@@ -62,9 +61,7 @@ class Mimicking(FamaMacBeth):
         say = progress or (lambda _msg: None)
         started = time.perf_counter()
         spec = self.spec
-        run_id = uuid.uuid4().hex
-        self._tables = {k: f"fmduck_{k}_{run_id[:8]}" for k in ("calendar", "betas", "lambdas", "basis", "weights")}
-        self.statements = []
+        run_id = self._begin("basis", "weights")
         view = None
         try:
             say("checking inputs")
@@ -83,8 +80,7 @@ class Mimicking(FamaMacBeth):
             if view is not None:
                 self.engine.execute(templates.render("mimicking_view", self.engine.dialect, view=templates.ident(view),
                                                      drop=True))
-            for name in self._tables.values():
-                self.engine.drop_upload(name)
+            self._drop_scratch()
         tp = twopass.estimates.filter(pl.col("term").is_in(spec.factor_cols)).with_columns(
             ("twopass_" + pl.col("se_type")).alias("se_type"),
             ("two-pass on the same assets: " + pl.col("convention")).alias("convention"),
@@ -124,16 +120,7 @@ class Mimicking(FamaMacBeth):
         variables = [inputs.y, *inputs.factors_vars]
         factor_aliases = [f"v{j + 1}" for j in range(k)]
         context = {
-            "returns": inputs.returns.sql,
-            "asset": templates.ident(spec.asset),
-            "period": templates.ident(spec.period),
-            "calendar": templates.ident(self._tables["calendar"]),
-            "factors": inputs.factors.sql,
-            "factor_period": templates.ident(spec.factor_period or spec.period),
-            "betas": None,
-            "betas_table": templates.ident(self._tables["betas"]),
-            "char_lag": False,
-            "lambdas_table": None,
+            **self._row_source(factors=inputs.factors.sql)[0],
             "variables": [{"expr": templates.sql(v.expr), "alias": f"v{i}", "shift": f"shift_{i}"}
                           for i, v in enumerate(variables)],
             "basis": templates.ident(self._tables["basis"]) if spec.basis else None,

@@ -33,7 +33,6 @@ Conventions (stated in every run's notes and in ``estimates.convention``):
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import numpy as np
@@ -81,9 +80,7 @@ class PooledOLS(FamaMacBeth):
         say = progress or (lambda _msg: None)
         started = time.perf_counter()
         spec = self.spec
-        run_id = uuid.uuid4().hex
-        self._tables = {k: f"fmduck_{k}_{run_id[:8]}" for k in ("calendar", "betas", "lambdas")}
-        self.statements = []
+        run_id = self._begin()
         try:
             say("checking inputs")
             inputs = self._inputs()
@@ -95,8 +92,7 @@ class PooledOLS(FamaMacBeth):
             say("pooled OLS: moments, clustered scores and the firm-effect diagnostic")
             pooled = self._pooled(inputs)
         finally:
-            for name in self._tables.values():
-                self.engine.drop_upload(name)
+            self._drop_scratch()
         fm_se = dict(zip(fm_estimates.filter(pl.col("se_type") == "fm")["term"].to_list(),
                          fm_estimates.filter(pl.col("se_type") == "fm")["std_error"].to_list()))
         firm = pooled["firm_effect"].with_columns(
@@ -243,22 +239,11 @@ class PooledOLS(FamaMacBeth):
                 "n_assets": g_a}
 
     def _context(self, source: dict[str, Any], xs: list, inputs: _Inputs) -> dict[str, Any]:
-        spec = self.spec
         cols = MomentColumns(len(xs) + 1)
         variables = [{"expr": templates.sql(v.expr), "alias": a, "shift": f"shift_{i}"}
                      for i, (v, a) in enumerate(zip([*xs, inputs.y], cols.aliases))]
         return {
-            "returns": inputs.returns.sql,
-            "asset": templates.ident(spec.asset),
-            "period": templates.ident(spec.period),
-            "calendar": templates.ident(self._tables["calendar"]),
-            "factors": None,
-            "factor_period": templates.ident(spec.factor_period or spec.period),
-            "betas": None,
-            "betas_table": templates.ident(self._tables["betas"]),
-            "char_lag": False,
-            "lambdas_table": None,
-            **source,
+            **self._row_source(**source)[0],
             "variables": variables,
             "regressors": [{"alias": cols.aliases[j], "coef": f"b_{j}"} for j in range(len(xs))],
             "y": cols.aliases[len(xs)],
