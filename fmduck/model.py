@@ -33,7 +33,7 @@ from fmduck.inference import (
     newey_west_covariance,
     shanken_covariance,
 )
-from fmduck.results import FamaMacBethResults, assemble, run_record, write_run
+from fmduck.results import FamaMacBethResults, FirstPass, assemble, run_record, write_run
 from fmduck.moments import Moments, Variable, compute_moments
 from fmduck.solve import OLSBatch
 from fmduck.spec import Spec
@@ -102,7 +102,8 @@ class FamaMacBeth:
             say("pricing errors per asset")
             pricing = self._pricing_errors(inputs, betas, lambdas, regressors)
             say("tests of the model")
-            tests = model_tests(self, inputs, first_pass, betas, lambdas, regressors, pricing)
+            tests = model_tests(self, inputs, first_pass.long() if isinstance(first_pass, FirstPass)
+                                and not spec.rolling else first_pass, betas, lambdas, regressors, pricing)
         finally:
             self._drop_scratch()
         periods = lambdas.select("period").to_series()
@@ -255,15 +256,10 @@ class FamaMacBeth:
         ok = fit.ok & (fit.nobs >= spec.effective_min_obs)
         reason = np.where(fit.ok & ~ok, "too few observations", fit.reason)
         terms = ["const", *spec.factor_cols]
-        keyframe = frame.select(keys)
-        if spec.rolling:
-            keyframe = keyframe.join(calendar, on="pidx", how="left").rename({"pidx": "period_index"})
-        else:
-            keyframe = keyframe.with_columns(pl.lit(None, pl.Utf8).alias("period"),
-                                             pl.lit(None, pl.Int64).alias("period_index"))
-        keyframe = keyframe.with_columns(pl.col("asset").cast(pl.Utf8), pl.col("period").cast(pl.Utf8))
-        first_pass = _long_first_pass(keyframe, terms, fit, ok)
-        skipped = _skipped("first_pass", keyframe.filter(pl.Series(~ok)), reason[~ok], fit.nobs[~ok])
+        # held wide; the long (asset, period, term) layout is built when read or written (results.FirstPass)
+        first_pass = FirstPass(frame.select(keys), terms, fit, ok, calendar if spec.rolling else None)
+        skipped = _skipped("first_pass", FirstPass(frame.select(keys), terms, fit, ~ok, first_pass.calendar)
+                           ._kept_keys(), reason[~ok], fit.nobs[~ok])
         if not ok.any():
             raise EstimationError(
                 f"pass 1: no asset of {inputs.returns.label} has a usable time-series regression of "
@@ -427,32 +423,9 @@ class FamaMacBeth:
 
 # ====================================================================== helpers
 def _long_first_pass(keys: pl.DataFrame, terms: list[str], fit: OLSBatch, ok: np.ndarray) -> pl.DataFrame:
-    """One row per (asset, period, term), sorted by asset, period_index, term (name order).
-
-    The (asset, period_index) keys are unique, so the kept keys are sorted once and each is repeated
-    for its terms in name order (no sort of the long frame)."""
-    kept = keys.filter(pl.Series(ok))
-    # sort the distinct assets (few) as strings, then the rows by (asset rank, period_index): integers
-    ranks = kept.select(pl.col("asset").unique()).sort("asset", nulls_last=False).with_row_index("fmduck_rank")
-    order = kept.select("asset", "period_index").with_row_index("fmduck_row").join(
-        ranks, on="asset", how="left", nulls_equal=True).sort(
-        ["fmduck_rank", "period_index"], nulls_last=False)["fmduck_row"].to_numpy()
-    p = len(terms)
-    by_name = np.array(sorted(range(p), key=lambda j: terms[j]), dtype=np.int64)
-    rows = np.flatnonzero(ok)[order]           # positions in the fit arrays, in output order
-    take = np.repeat(rows, p)
-    col = np.tile(by_name, len(rows))
-    tstats = fit.tstats
-    return kept.select("asset", "period", "period_index")[np.repeat(order, p)].with_columns(
-        pl.Series("term", [terms[j] for j in by_name], dtype=pl.Utf8).gather(np.tile(np.arange(p), len(rows))),
-        pl.Series("estimate", fit.params[take, col]),
-        pl.Series("std_error", fit.std_errors[take, col]),
-        pl.Series("t_stat", tstats[take, col]),
-        pl.Series("r2", np.repeat(fit.r2[rows], p)),
-        pl.Series("adj_r2", np.repeat(fit.adj_r2[rows], p)),
-        pl.Series("rmse", np.repeat(fit.rmse[rows], p)),
-        pl.Series("nobs", np.repeat(fit.nobs[rows], p)),
-    )
+    """One row per (asset, period, term), sorted by asset, period_index, term (name order), from
+    ``keys`` with string ``asset``/``period`` and ``period_index`` (see ``results.FirstPass``)."""
+    return FirstPass(keys.select("asset", "period", "period_index"), terms, fit, ok).long()
 
 
 def _skipped(pass_name: str, keys: pl.DataFrame, reasons: np.ndarray, nobs: np.ndarray) -> pl.DataFrame:

@@ -67,12 +67,15 @@ def common_aliases(dialect: str, variables: list[Variable], aliases: list[str], 
 
 
 def render_moments(dialect: str, keys: list[str], variables: list[Variable], source: dict[str, Any],
-                   *, rolling: bool = False) -> str:
-    """The moments SQL for ``variables`` grouped by ``keys`` over the row source ``source``."""
+                   *, rolling: bool = False, group_shift: bool = False) -> str:
+    """The moments SQL for ``variables`` grouped by ``keys`` over the row source ``source``.
+
+    ``group_shift``: re-centre each variable on its group mean before summing (columns ``ref_v<i>``).
+    """
     cols = MomentColumns(len(variables))
     common = common_aliases(dialect, variables, cols.aliases, source, rolling=rolling)
     return templates.render(
-        "moments", dialect, **source, keys=keys, rolling=rolling, common=common,
+        "moments", dialect, **source, keys=keys, rolling=rolling, common=common, group_shift=group_shift,
         sums=[{**s, "common": s["alias"] in common} for s in cols.sums],
         products=[{**p, "common": p["left"] in common and p["right"] in common} for p in cols.products],
         variables=[
@@ -85,12 +88,23 @@ def render_moments(dialect: str, keys: list[str], variables: list[Variable], sou
 def compute_moments(engine: Engine, keys: list[str], variables: list[Variable], source: dict[str, Any],
                     params: dict[str, Any], *, rolling: bool = False,
                     record: Callable[[str], None] | None = None) -> Moments:
-    """Render, run and unpack the moments query."""
-    sql = render_moments(engine.dialect, keys, variables, source, rolling=rolling)
+    """Render, run and unpack the moments query.
+
+    Every variable is shifted by its constant ``Variable.shift`` (a global mean) in SQL; grouped
+    queries (``keys``, not rolling) also re-centre on each group's own mean, so the returned shift is
+    per group (G × m) and precision holds when a regressor's level drifts between groups.
+    """
+    group_shift = bool(keys) and not rolling
+    sql = render_moments(engine.dialect, keys, variables, source, rolling=rolling, group_shift=group_shift)
     if record is not None:
         record(sql)
     bound = dict(params)
     bound.update({f"shift_{i}": float(v.shift) for i, v in enumerate(variables)})
     frame = engine.query(sql, bound)
-    n, sums, cross = MomentColumns(len(variables)).arrays(frame)
-    return Moments(frame.select(keys), n, sums, cross, np.array([v.shift for v in variables], dtype=np.float64))
+    cols = MomentColumns(len(variables))
+    n, sums, cross = cols.arrays(frame)
+    shift = np.array([v.shift for v in variables], dtype=np.float64)
+    if group_shift:
+        refs = frame.select([f"ref_{a}" for a in cols.aliases]).to_numpy().astype(np.float64, copy=False)
+        shift = shift[None, :] + refs
+    return Moments(frame.select(keys), n, sums, cross, shift)

@@ -30,6 +30,102 @@ SE_TYPES += ("ols", "white", "cluster_asset", "cluster_period", "cluster_both", 
              "twopass_fm", "twopass_nw", "twopass_shanken")
 
 
+class FirstPass:
+    """Pass-1 results held wide, as the solver returned them: one row per (asset, window) of ``keys``
+    (columns ``asset`` and, when rolling, ``pidx``), arrays per term, a mask ``ok`` of the kept rows.
+
+    The long ``fmduck.first_pass`` layout (one row per asset, period, term; 4x the rows, with string
+    keys) is built only when asked for: ``long()`` (what ``FamaMacBethResults.first_pass`` returns,
+    cached there) or ``batches()`` (what ``write_run`` inserts, never held whole)."""
+
+    def __init__(self, keys: pl.DataFrame, terms: list[str], fit: Any, ok: Any,
+                 calendar: pl.DataFrame | None = None, tags: tuple[str, str] | None = None) -> None:
+        self.keys, self.terms, self.fit, self.ok, self.calendar, self.tags = keys, terms, fit, ok, calendar, tags
+
+    def tagged(self, name: str, run_id: str) -> FirstPass:
+        return FirstPass(self.keys, self.terms, self.fit, self.ok, self.calendar, (name, run_id))
+
+    @property
+    def height(self) -> int:
+        """Rows of the long layout."""
+        return int(self.ok.sum()) * len(self.terms)
+
+    def _kept_keys(self) -> pl.DataFrame:
+        """asset, period, period_index (strings for asset and period) of the kept rows, in fit order."""
+        import numpy as np
+
+        kept = self.keys.filter(pl.Series(np.asarray(self.ok)))
+        if "period_index" in kept.columns:  # keys given in the long layout's terms already
+            pass
+        elif self.calendar is not None:
+            kept = kept.join(self.calendar, on="pidx", how="left").rename({"pidx": "period_index"})
+        else:
+            kept = kept.with_columns(pl.lit(None, pl.Utf8).alias("period"), pl.lit(None, pl.Int64).alias("period_index"))
+        return kept.select(pl.col("asset").cast(pl.Utf8), pl.col("period").cast(pl.Utf8), "period_index")
+
+    def _ordered(self) -> tuple[pl.DataFrame, Any]:
+        """The kept keys and, per output row, its position among them (sorted by asset as a string, then
+        period_index: assets ranked once, then an integer sort; the keys are unique)."""
+        kept = self._kept_keys()
+        ranks = kept.select(pl.col("asset").unique()).sort("asset", nulls_last=False).with_row_index("fmduck_rank")
+        order = kept.select("asset", "period_index").with_row_index("fmduck_row").join(
+            ranks, on="asset", how="left", nulls_equal=True).sort(
+            ["fmduck_rank", "period_index"], nulls_last=False)["fmduck_row"].to_numpy()
+        return kept, order
+
+    def long(self) -> pl.DataFrame:
+        """One row per (asset, period, term), sorted by asset, period_index, term (name order)."""
+        kept, order = self._ordered()
+        return self._rows(kept, order)
+
+    def batches(self, size: int = 1_000_000):
+        """The long layout in pieces of about ``size`` rows (same order as ``long()``)."""
+        kept, order = self._ordered()
+        step = max(1, size // max(1, len(self.terms)))
+        for start in range(0, max(len(order), 1), step):
+            yield self._rows(kept, order[start:start + step])
+
+    def _rows(self, kept: pl.DataFrame, order: Any) -> pl.DataFrame:
+        import numpy as np
+
+        fit, terms = self.fit, self.terms
+        p = len(terms)
+        by_name = np.array(sorted(range(p), key=lambda j: terms[j]), dtype=np.int64)
+        rows = np.flatnonzero(self.ok)[order]           # positions in the fit arrays, in output order
+        take = np.repeat(rows, p)
+        col = np.tile(by_name, len(rows))
+        frame = kept[np.repeat(order, p)].with_columns(
+            pl.Series("term", [terms[j] for j in by_name], dtype=pl.Utf8).gather(np.tile(np.arange(p), len(rows))),
+            pl.Series("estimate", fit.params[take, col]),
+            pl.Series("std_error", fit.std_errors[take, col]),
+            pl.Series("t_stat", fit.tstats[take, col]),
+            pl.Series("r2", np.repeat(fit.r2[rows], p)),
+            pl.Series("adj_r2", np.repeat(fit.adj_r2[rows], p)),
+            pl.Series("rmse", np.repeat(fit.rmse[rows], p)),
+            pl.Series("nobs", np.repeat(fit.nobs[rows], p)),
+        )
+        return tag(frame, *self.tags) if self.tags else frame
+
+
+class _LazyFrame:
+    """A dataclass field that may be given a ``FirstPass``: built into a polars frame on first access."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_lazy_" + name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            raise AttributeError(self.slot)  # dataclasses: no default
+        value = obj.__dict__[self.slot]
+        if isinstance(value, FirstPass):
+            value = value.long()
+            obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass(frozen=True)
 class FamaMacBethResults:
     """One stored (or just computed) run. Frames carry ``run_name`` and ``run_id`` like the SQL tables.
@@ -39,7 +135,7 @@ class FamaMacBethResults:
     """
 
     run: dict[str, Any]
-    first_pass: pl.DataFrame
+    first_pass: pl.DataFrame = _LazyFrame()  # type: ignore[assignment]  # long; built on first access
     lambdas: pl.DataFrame
     estimates: pl.DataFrame
     pricing_errors: pl.DataFrame
@@ -133,7 +229,8 @@ def assemble(run: dict[str, Any], *, cls: type[FamaMacBethResults] | None = None
              extra: dict[str, pl.DataFrame] | None = None, **frames: pl.DataFrame) -> FamaMacBethResults:
     """A results object whose frames all carry the run's name and id."""
     name, run_id = run["run_name"], run["run_id"]
-    tagged = {key: tag(frame, name, run_id) for key, frame in frames.items()}
+    tagged = {key: frame.tagged(name, run_id) if isinstance(frame, FirstPass) else tag(frame, name, run_id)
+              for key, frame in frames.items()}
     extra_tagged = {key: tag(frame, name, run_id) for key, frame in (extra or {}).items()}
     return (cls or FamaMacBethResults)(run=run, extra=extra_tagged, **tagged)
 
@@ -169,9 +266,10 @@ def write_run(engine: Engine, schema: str, results: FamaMacBethResults, *, repla
         run = dict(results.run)
         run["spec"] = json.dumps(run["spec"], default=_json_default)
         run["input_fingerprint"] = json.dumps(run["input_fingerprint"], default=_json_default)
+        first_pass = results.__dict__.get("_lazy_first_pass")
         frames = {
             "runs": pl.DataFrame([run]),
-            "first_pass": results.first_pass,
+            "first_pass": first_pass if isinstance(first_pass, pl.DataFrame) else None,
             "lambdas": _lambdas_long(results.lambdas, results.terms),
             "estimates": results.estimates,
             "pricing_errors": results.pricing_errors,
@@ -179,6 +277,10 @@ def write_run(engine: Engine, schema: str, results: FamaMacBethResults, *, repla
             **results.extra,
         }
         for table_name, frame in frames.items():
+            if frame is None:  # held wide: inserted in pieces, the whole long frame is never built
+                for piece in first_pass.batches():
+                    engine.insert(f"{q_schema}.{templates.ident(table_name)}", piece)
+                continue
             engine.insert(f"{q_schema}.{templates.ident(table_name)}", frame)
 
 

@@ -186,15 +186,15 @@ def ols_from_moments(
 ) -> OLSBatch:
     """OLS of the last variable on the others, for every group at once.
 
-    ``sums`` and ``cross`` are sums of the shifted variables ``v = z − shift``; ``shift`` (length m)
-    restores the intercept and the raw moments. Groups with fewer than ``p + min_df`` observations
+    ``sums`` and ``cross`` are sums of the shifted variables ``v = z − shift``; ``shift`` (length m,
+    or G × m for a shift per group) restores the intercept and the raw moments. Groups with fewer than ``p + min_df`` observations
     (p parameters) or with singular regressors are flagged, with NaN results.
     """
     g, m = sums.shape
     k = m - 1
     p = k + int(intercept)
     nn = np.asarray(n, dtype=np.float64)
-    shift = np.asarray(shift, dtype=np.float64)
+    shift = np.broadcast_to(np.asarray(shift, dtype=np.float64), (g, m))
     params = np.empty((g, p))
     std_errors = np.empty((g, p))
     r2 = np.empty(g)
@@ -208,7 +208,7 @@ def ols_from_moments(
     def block(lo: int) -> None:
         hi = min(lo + _CHUNK, g)
         with np.errstate(divide="ignore", invalid="ignore"):
-            _ols_block(nn[lo:hi], sums[lo:hi], cross[lo:hi], shift, k, p, intercept, min_df, rcond,
+            _ols_block(nn[lo:hi], sums[lo:hi], cross[lo:hi], shift[lo:hi], k, p, intercept, min_df, rcond,
                        params[lo:hi], std_errors[lo:hi], r2[lo:hi], adj_r2[lo:hi], rmse[lo:hi], ok[lo:hi],
                        singular[lo:hi], too_few[lo:hi], flat_y[lo:hi])
 
@@ -232,7 +232,7 @@ def _ols_block(nn, sums, cross, shift, k, p, intercept, min_df, rcond,
     else:
         # raw moments about zero: Σ(v+s)(v+s)' = Σvv' + s Σv' + Σv s' + n s s'
         def moment(i: int, j: int) -> np.ndarray:
-            return cross[:, i, j] + shift[i] * s[j] + s[i] * shift[j] + nn * (shift[i] * shift[j])
+            return cross[:, i, j] + shift[:, i] * s[j] + s[i] * shift[:, j] + nn * (shift[:, i] * shift[:, j])
     sxx = {(i, j): moment(i, j) for i in range(k) for j in range(i + 1)}
     sxy = [moment(i, k) for i in range(k)]
     syy = moment(k, k)
@@ -249,8 +249,8 @@ def _ols_block(nn, sums, cross, shift, k, p, intercept, min_df, rcond,
     variances = [s2 * inv(i, i) for i in range(k)]
     estimates = list(slopes)
     if intercept:
-        xbar = [s[i] / safe_n + shift[i] for i in range(k)]
-        ybar = s[k] / safe_n + shift[k]
+        xbar = [s[i] / safe_n + shift[:, i] for i in range(k)]
+        ybar = s[k] / safe_n + shift[:, k]
         alpha = ybar - _dot(xbar, slopes) if k else ybar
         quad = np.zeros(g)
         for i in range(k):
