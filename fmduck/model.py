@@ -33,12 +33,14 @@ from fmduck.inference import (
     newey_west_covariance,
     shanken_covariance,
 )
-from fmduck.results import FamaMacBethResults, FirstPass, assemble, run_record, write_run
-from fmduck.moments import Moments, Variable, compute_moments
-from fmduck.solve import OLSBatch
+from fmduck.results import FamaMacBethResults, FirstPass, assemble, fit_column, run_record, write_run
+from fmduck.engine import bind
+from fmduck.moments import Moments, Variable, compute_moments, render_moments
+from fmduck.solve import MomentColumns, OLSBatch, ols_from_moments
 from fmduck.spec import Spec
 
 Progress = Callable[[str], None]
+PASS1_BATCH = 1 << 17  # windows per Arrow batch of the streamed rolling pass 1 (measured on M: 2^16-2^18 alike)
 
 
 @dataclass
@@ -245,30 +247,59 @@ class FamaMacBeth:
         spec = self.spec
         variables = [*inputs.factors_vars, inputs.y]
         keys = ["asset", "pidx"] if spec.rolling else ["asset"]
-        mom = self._moments("pass 1 moments", keys, variables, rolling=spec.rolling, factors=inputs.factors.sql)
-        frame = mom.frame
+        if spec.rolling and self.engine.dialect == "duckdb":
+            frame, fit = self._pass1_streamed(keys, variables, factors=inputs.factors.sql)
+        else:
+            mom = self._moments("pass 1 moments", keys, variables, rolling=spec.rolling, factors=inputs.factors.sql)
+            frame, fit = mom.frame, (mom.ols(intercept=True, min_df=1) if mom.frame.height else None)
         if frame.height == 0:
             raise InputError(
                 f"{inputs.returns.label}: no (asset, period) row has a non-NULL return and factors"
                 + (f" in a window with at least {spec.effective_min_obs} observations" if spec.rolling else "")
             )
-        fit = mom.ols(intercept=True, min_df=1)
         ok = fit.ok & (fit.nobs >= spec.effective_min_obs)
-        reason = np.where(fit.ok & ~ok, "too few observations", fit.reason)
+        bad = ~ok
+        reason = np.where(fit.ok[bad], "too few observations", fit.reason[bad])  # of the skipped windows
         terms = ["const", *spec.factor_cols]
         # held wide; the long (asset, period, term) layout is built when read or written (results.FirstPass)
         first_pass = FirstPass(frame.select(keys), terms, fit, ok, calendar if spec.rolling else None)
-        skipped = _skipped("first_pass", FirstPass(frame.select(keys), terms, fit, ~ok, first_pass.calendar)
-                           ._kept_keys(), reason[~ok], fit.nobs[~ok])
+        skipped = _skipped("first_pass", FirstPass(frame.select(keys), terms, fit, bad, first_pass.calendar)
+                           ._kept_keys(), reason, fit.nobs[bad])
         if not ok.any():
             raise EstimationError(
                 f"pass 1: no asset of {inputs.returns.label} has a usable time-series regression of "
-                f"{spec.ret} on {', '.join(spec.factor_cols)} ({_reasons(reason[~ok])})"
+                f"{spec.ret} on {', '.join(spec.factor_cols)} ({_reasons(reason)})"
             )
         betas = frame.select(keys).filter(pl.Series(ok)).with_columns(
-            [pl.Series(f"b{j}", fit.params[ok, j + 1]) for j in range(len(spec.factor_cols))]
+            [pl.Series(f"b{j}", fit_column(fit, "params", ok, j + 1)) for j in range(len(spec.factor_cols))]
         )
         return first_pass, betas, skipped
+
+    def _pass1_streamed(self, keys: list[str], variables: list[Variable], **source: Any
+                        ) -> tuple[pl.DataFrame, _ChunkedFit | None]:
+        """The rolling pass-1 moments (the query ``compute_moments`` runs, rolling: one constant shift per
+        variable) read in Arrow batches of ``PASS1_BATCH`` windows, each solved as it arrives: the
+        whole moments frame and its numpy copy never exist at once (memory; fresh pages cost time here).
+        Returns the keys of every window and its OLS results (kept per batch), in query order."""
+        context, params = self._row_source(**source)
+        sql = render_moments(self.engine.dialect, keys, variables, context, rolling=True)
+        self._record("pass 1 moments", sql)
+        bound = dict(params)
+        bound.update({f"shift_{i}": float(v.shift) for i, v in enumerate(variables)})
+        shift = np.array([v.shift for v in variables], dtype=np.float64)
+        cols = MomentColumns(len(variables))
+        frames: list[pl.DataFrame] = []
+        fits: list[OLSBatch] = []
+        for batch in self.engine.con.sql(sql, params=bind(sql, bound) or None).to_arrow_reader(PASS1_BATCH):
+            if batch.num_rows == 0:
+                continue
+            frame = pl.from_arrow(batch)
+            n, sums, cross = cols.arrays(frame)
+            fits.append(ols_from_moments(n, sums, cross, shift, intercept=True, min_df=1))
+            frames.append(frame.select(keys))
+        if not fits:
+            return pl.DataFrame(schema={k: pl.Int64 for k in keys}), None
+        return pl.concat(frames, how="vertical"), _ChunkedFit(fits)
 
     def _pass2(self, inputs: _Inputs, betas: pl.DataFrame | None, calendar: pl.DataFrame):
         spec = self.spec
@@ -422,6 +453,26 @@ class FamaMacBeth:
 
 
 # ====================================================================== helpers
+class _ChunkedFit:
+    """``OLSBatch`` results of consecutive batches, read like one ``OLSBatch``: each field is
+    concatenated on first use (the SEs and R² columns only when the long first pass is built)."""
+
+    def __init__(self, fits: list[OLSBatch]) -> None:
+        self._fits = fits
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name.startswith("_") or name not in OLSBatch.__dataclass_fields__:
+            raise AttributeError(name)
+        value = np.concatenate([getattr(f, name) for f in self._fits])
+        setattr(self, name, value)
+        return value
+
+    @property
+    def tstats(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.params / self.std_errors
+
+
 def _long_first_pass(keys: pl.DataFrame, terms: list[str], fit: OLSBatch, ok: np.ndarray) -> pl.DataFrame:
     """One row per (asset, period, term), sorted by asset, period_index, term (name order), from
     ``keys`` with string ``asset``/``period`` and ``period_index`` (see ``results.FirstPass``)."""

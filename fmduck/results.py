@@ -57,8 +57,9 @@ class FirstPass:
         kept = self.keys.filter(pl.Series(np.asarray(self.ok)))
         if "period_index" in kept.columns:  # keys given in the long layout's terms already
             pass
-        elif self.calendar is not None:
-            kept = kept.join(self.calendar, on="pidx", how="left").rename({"pidx": "period_index"})
+        elif self.calendar is not None:  # the period strings of the (few) calendar rows, then the join
+            calendar = self.calendar.select("pidx", pl.col("period").cast(pl.Utf8))
+            kept = kept.join(calendar, on="pidx", how="left").rename({"pidx": "period_index"})
         else:
             kept = kept.with_columns(pl.lit(None, pl.Utf8).alias("period"), pl.lit(None, pl.Int64).alias("period_index"))
         return kept.select(pl.col("asset").cast(pl.Utf8), pl.col("period").cast(pl.Utf8), "period_index")
@@ -72,6 +73,42 @@ class FirstPass:
             ranks, on="asset", how="left", nulls_equal=True).sort(
             ["fmduck_rank", "period_index"], nulls_last=False)["fmduck_row"].to_numpy()
         return kept, order
+
+    def wide(self) -> pl.DataFrame:
+        """One row per kept (asset, window): asset, period, period_index, then e<i>, s<i>, t<i> (estimate,
+        SE, t of term i in ``terms`` order), r2, adj_r2, rmse, nobs; in fit order."""
+        import numpy as np
+
+        fit, ok = self.fit, np.asarray(self.ok)
+        cols = []
+        for i in range(len(self.terms)):
+            e, se = fit_column(fit, "params", ok, i), fit_column(fit, "std_errors", ok, i)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cols += [pl.Series(f"e{i}", e), pl.Series(f"s{i}", se), pl.Series(f"t{i}", e / se)]
+        return self._kept_keys().with_columns(
+            *cols, *[pl.Series(name, fit_column(fit, name, ok)) for name in ("r2", "adj_r2", "rmse", "nobs")])
+
+    def insert(self, engine: Engine, table_sql: str) -> None:
+        """Append the long rows to the ``first_pass`` table ``table_sql``: DuckDB unpivots a wide upload
+        in SQL; other engines get the long frame in pieces."""
+        if engine.dialect != "duckdb" or self.tags is None:
+            for piece in self.batches():
+                engine.insert(table_sql, piece)
+            return
+        name = f"fmduck_first_pass_{self.tags[1][:8]}"
+        terms = [{"estimate": templates.ident(f"e{i}"), "std_error": templates.ident(f"s{i}"),
+                  "t_stat": templates.ident(f"t{i}")} for i in range(len(self.terms))]
+        sql = templates.render("results/insert_first_pass", engine.dialect, table=table_sql,
+                               wide=templates.ident(name), terms=terms)
+        engine.upload(name, self.wide())
+        try:
+            engine.execute(sql, {"run_name": self.tags[0], "run_id": self.tags[1],
+                                 **{f"term_{i}": t for i, t in enumerate(self.terms)}})
+        except BaseException:
+            # an aborted transaction refuses unregister(); keep the original error (the caller rolls back)
+            getattr(engine, "_registered", set()).discard(name)
+            raise
+        engine.drop_upload(name)
 
     def long(self) -> pl.DataFrame:
         """One row per (asset, period, term), sorted by asset, period_index, term (name order)."""
@@ -107,6 +144,24 @@ class FirstPass:
         return tag(frame, *self.tags) if self.tags else frame
 
 
+def fit_column(fit: Any, name: str, rows: Any, j: int | None = None) -> Any:
+    """``getattr(fit, name)[rows]`` (column ``j`` of a 2-D field): chunk by chunk when ``fit`` still holds
+    its batches in ``_fits`` (model._ChunkedFit), without concatenating the whole field first."""
+    import numpy as np
+
+    chunks = getattr(fit, "_fits", None)
+    if chunks is None or name in vars(fit):
+        value = getattr(fit, name)
+        return (value if j is None else value[:, j])[rows]
+    parts, lo = [], 0
+    for f in chunks:
+        value = getattr(f, name)
+        hi = lo + len(value)
+        parts.append((value if j is None else value[:, j])[rows[lo:hi]])
+        lo = hi
+    return np.concatenate(parts)
+
+
 class _LazyFrame:
     """A dataclass field that may be given a ``FirstPass``: built into a polars frame on first access."""
 
@@ -131,7 +186,8 @@ class FamaMacBethResults:
     """One stored (or just computed) run. Frames carry ``run_name`` and ``run_id`` like the SQL tables.
 
     ``lambdas`` is wide here (one column per term) and long in SQL; everything else has the
-    same columns as its table.
+    same columns as its table. ``first_pass`` may be given as a ``FirstPass`` (held wide): the long
+    frame is then built on first access and cached.
     """
 
     run: dict[str, Any]
@@ -277,9 +333,8 @@ def write_run(engine: Engine, schema: str, results: FamaMacBethResults, *, repla
             **results.extra,
         }
         for table_name, frame in frames.items():
-            if frame is None:  # held wide: inserted in pieces, the whole long frame is never built
-                for piece in first_pass.batches():
-                    engine.insert(f"{q_schema}.{templates.ident(table_name)}", piece)
+            if frame is None:  # held wide: the whole long frame is never built in Python
+                first_pass.insert(engine, f"{q_schema}.{templates.ident(table_name)}")
                 continue
             engine.insert(f"{q_schema}.{templates.ident(table_name)}", frame)
 

@@ -243,8 +243,8 @@ def test_rolling_fast_path_moments_match_plain(monkeypatch):
         original = moments_mod.MomentColumns.arrays
 
         def grab(self, frame, _captured=captured, _original=original):
-            if "pidx" in frame.columns and "asset" in frame.columns and "fast" not in _captured:
-                _captured["fast"] = frame
+            if "pidx" in frame.columns and "asset" in frame.columns:  # pass 1 (streamed: one call per batch)
+                _captured.setdefault("fast", []).append(frame)
             return _original(self, frame)
 
         monkeypatch.setattr(moments_mod.MomentColumns, "arrays", grab)
@@ -252,7 +252,7 @@ def test_rolling_fast_path_moments_match_plain(monkeypatch):
         FamaMacBeth(Spec(name="m", returns=returns, factors=factors, factor_cols=["mkt", "smb", "hml"],
                          window=20, min_obs=8), con).fit(write=False)
         con.close()
-        frames[fast] = captured["fast"].sort("asset", "pidx")
+        frames[fast] = pl.concat(captured["fast"]).sort("asset", "pidx")
         monkeypatch.setattr(moments_mod.MomentColumns, "arrays", original)
     a, b = frames[True], frames[False]
     assert a.select("asset", "pidx", "n").equals(b.select("asset", "pidx", "n"))
@@ -309,3 +309,53 @@ def test_long_first_pass_matches_concat_and_sort(rolling):
             pl.lit(None, pl.Utf8).alias("period"), pl.lit(None, pl.Int64).alias("period_index"))
     terms = ["const", "zeta", "alpha", "mkt"]
     assert _long_first_pass(keys, terms, fit, ok).equals(_ref_long(keys, terms, fit, ok))
+
+
+@pytest.mark.parametrize("window", [20, None])
+def test_first_pass_held_wide_matches_long_and_stored(window):
+    """results.first_pass (built lazily from the wide pass-1 results), its pieces, and the rows written
+    by the SQL unpivot (DuckDB) and by the batched insert (other engines) are the same long table."""
+    from fmduck.results import FirstPass, load_run
+
+    returns, factors = _panel(6, assets=25, periods=60)
+    con = duckdb.connect()
+    spec = Spec(name="w", returns=returns, factors=factors, factor_cols=["mkt", "smb", "hml"],
+                window=window, min_obs=8)
+    res = FamaMacBeth(spec, con).fit()
+    lazy = res.__dict__["_lazy_first_pass"]
+    assert isinstance(lazy, FirstPass)  # not built by fit()
+    long = res.first_pass
+    assert long.height == lazy.height and long.height > 0
+    assert pl.concat(list(lazy.batches(size=37))).equals(long)
+    stored = load_run(con, "w").first_pass
+    assert stored.equals(long)
+    # the same frame as the reference construction (concat per term + sort)
+    ref = long.drop("run_name", "run_id").sort(["asset", "period_index", "term"], nulls_last=False)
+    assert ref.equals(long.drop("run_name", "run_id"))
+    estimate = long.filter(pl.col("term") == "mkt")["estimate"].to_numpy()
+    assert np.all(np.isfinite(estimate))
+
+
+def test_first_pass_batched_insert_for_other_engines(monkeypatch):
+    """Engines other than DuckDB receive the long rows in pieces (same rows, same order)."""
+    from fmduck import results as results_mod
+
+    returns, factors = _panel(7, assets=20, periods=50)
+    spec = Spec(name="b", returns=returns, factors=factors, factor_cols=["mkt", "smb", "hml"], window=20, min_obs=8)
+    res = FamaMacBeth(spec, duckdb.connect()).fit(write=False)
+    lazy = res.__dict__["_lazy_first_pass"]
+    monkeypatch.setattr(results_mod.FirstPass, "batches",
+                        lambda self, size=1_000_000, _orig=results_mod.FirstPass.batches: _orig(self, size=29))
+
+    class Collect:
+        dialect = "postgres"
+        pieces: list = []
+
+        def insert(self, table_sql, frame):
+            assert table_sql == "s.first_pass"
+            self.pieces.append(frame)
+
+    engine = Collect()
+    lazy.insert(engine, "s.first_pass")
+    assert len(engine.pieces) > 1
+    assert pl.concat(engine.pieces).equals(res.first_pass)
