@@ -117,6 +117,14 @@ class DuckDBEngine:
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
         return self.con.sql(sql, params=bind(sql, params) or None).pl()
 
+    def query_batches(self, sql: str, params: dict[str, Any] | None = None,
+                      rows: int = 1 << 17) -> Iterator[pl.DataFrame]:
+        """The result of ``sql`` as polars frames of about ``rows`` rows each, streamed (never all at once)."""
+        reader = self.con.sql(sql, params=bind(sql, params) or None).to_arrow_reader(rows)
+        for batch in reader:
+            if batch.num_rows:
+                yield pl.from_arrow(batch)
+
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         for statement in _split(sql):
             self.con.execute(statement, bind(statement, params) or None)

@@ -34,9 +34,8 @@ from fmduck.inference import (
     shanken_covariance,
 )
 from fmduck.results import FamaMacBethResults, FirstPass, assemble, fit_column, run_record, write_run
-from fmduck.engine import bind
-from fmduck.moments import Moments, Variable, compute_moments, render_moments
-from fmduck.solve import MomentColumns, OLSBatch, ols_from_moments
+from fmduck.moments import Moments, Variable, compute_moments, stream_moments
+from fmduck.solve import OLSBatch
 from fmduck.spec import Spec
 
 Progress = Callable[[str], None]
@@ -247,7 +246,7 @@ class FamaMacBeth:
         spec = self.spec
         variables = [*inputs.factors_vars, inputs.y]
         keys = ["asset", "pidx"] if spec.rolling else ["asset"]
-        if spec.rolling and self.engine.dialect == "duckdb":
+        if spec.rolling:
             frame, fit = self._pass1_streamed(keys, variables, factors=inputs.factors.sql)
         else:
             mom = self._moments("pass 1 moments", keys, variables, rolling=spec.rolling, factors=inputs.factors.sql)
@@ -277,26 +276,16 @@ class FamaMacBeth:
 
     def _pass1_streamed(self, keys: list[str], variables: list[Variable], **source: Any
                         ) -> tuple[pl.DataFrame, _ChunkedFit | None]:
-        """The rolling pass-1 moments (the query ``compute_moments`` runs, rolling: one constant shift per
-        variable) read in Arrow batches of ``PASS1_BATCH`` windows, each solved as it arrives: the
-        whole moments frame and its numpy copy never exist at once (memory; fresh pages cost time here).
+        """The rolling pass-1 moments read in batches of ``PASS1_BATCH`` windows, each solved as it arrives:
+        the whole moments frame and its numpy copy never exist at once (memory; fresh pages cost time).
         Returns the keys of every window and its OLS results (kept per batch), in query order."""
         context, params = self._row_source(**source)
-        sql = render_moments(self.engine.dialect, keys, variables, context, rolling=True)
-        self._record("pass 1 moments", sql)
-        bound = dict(params)
-        bound.update({f"shift_{i}": float(v.shift) for i, v in enumerate(variables)})
-        shift = np.array([v.shift for v in variables], dtype=np.float64)
-        cols = MomentColumns(len(variables))
         frames: list[pl.DataFrame] = []
         fits: list[OLSBatch] = []
-        for batch in self.engine.con.sql(sql, params=bind(sql, bound) or None).to_arrow_reader(PASS1_BATCH):
-            if batch.num_rows == 0:
-                continue
-            frame = pl.from_arrow(batch)
-            n, sums, cross = cols.arrays(frame)
-            fits.append(ols_from_moments(n, sums, cross, shift, intercept=True, min_df=1))
-            frames.append(frame.select(keys))
+        for mom in stream_moments(self.engine, keys, variables, context, params, rolling=True, rows=PASS1_BATCH,
+                                  record=lambda sql: self._record("pass 1 moments", sql)):
+            fits.append(mom.ols(intercept=True, min_df=1))
+            frames.append(mom.frame)
         if not fits:
             return pl.DataFrame(schema={k: pl.Int64 for k in keys}), None
         return pl.concat(frames, how="vertical"), _ChunkedFit(fits)

@@ -7,7 +7,7 @@ source (joins); this module renders the template, binds the shifts and returns n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,13 +94,34 @@ def compute_moments(engine: Engine, keys: list[str], variables: list[Variable], 
     queries (``keys``, not rolling) also re-centre on each group's own mean, so the returned shift is
     per group (G × m) and precision holds when a regressor's level drifts between groups.
     """
+    sql, bound, group_shift = _prepare(engine, keys, variables, source, params, rolling, record)
+    return _unpack(engine.query(sql, bound), keys, variables, group_shift)
+
+
+def stream_moments(engine: Engine, keys: list[str], variables: list[Variable], source: dict[str, Any],
+                   params: dict[str, Any], *, rolling: bool = False, record: Callable[[str], None] | None = None,
+                   rows: int = 1 << 17) -> Iterator[Moments]:
+    """:func:`compute_moments` read in batches of about ``rows`` groups, for engines that stream
+    (DuckDB); other engines give one batch. The whole moments frame never exists at once."""
+    sql, bound, group_shift = _prepare(engine, keys, variables, source, params, rolling, record)
+    frames = engine.query_batches(sql, bound, rows) if hasattr(engine, "query_batches") else [engine.query(sql, bound)]
+    for frame in frames:
+        yield _unpack(frame, keys, variables, group_shift)
+
+
+def _prepare(engine: Engine, keys: list[str], variables: list[Variable], source: dict[str, Any],
+             params: dict[str, Any], rolling: bool,
+             record: Callable[[str], None] | None) -> tuple[str, dict[str, Any], bool]:
     group_shift = bool(keys) and not rolling
     sql = render_moments(engine.dialect, keys, variables, source, rolling=rolling, group_shift=group_shift)
     if record is not None:
         record(sql)
     bound = dict(params)
     bound.update({f"shift_{i}": float(v.shift) for i, v in enumerate(variables)})
-    frame = engine.query(sql, bound)
+    return sql, bound, group_shift
+
+
+def _unpack(frame: pl.DataFrame, keys: list[str], variables: list[Variable], group_shift: bool) -> Moments:
     cols = MomentColumns(len(variables))
     n, sums, cross = cols.arrays(frame)
     shift = np.array([v.shift for v in variables], dtype=np.float64)
