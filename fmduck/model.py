@@ -110,15 +110,7 @@ class FamaMacBeth:
         periods = lambdas.select("period").to_series()
         run = run_record(
             spec, run_id=run_id, dialect=self.engine.dialect, conventions=conventions, statements=self.statements,
-            fingerprint={
-                "returns": inputs.returns.label,
-                "returns_rows": inputs.returns_rows,
-                "factors": inputs.factors.label if inputs.factors else None,
-                "pass2_rows": pass2_rows,
-                "n_assets": int(pricing.height),
-                "first_period": periods.min(),
-                "last_period": periods.max(),
-            },
+            fingerprint=_fingerprint(inputs, periods, pass2_rows=pass2_rows, n_assets=int(pricing.height)),
             n_periods=lambdas.select(pl.col("period_index").n_unique()).item(),
             avg_n=estimates["avg_n"][0], avg_r2=estimates["avg_r2"][0], started=started,
         )
@@ -478,6 +470,18 @@ def _skipped(pass_name: str, keys: pl.DataFrame, reasons: np.ndarray, nobs: np.n
         pl.Series("reason", [str(r) for r in reasons], dtype=pl.Utf8),
         pl.Series("nobs", nobs.astype(np.int64)),
     )
+
+
+def _fingerprint(inputs: _Inputs, periods: pl.Series, **counts: Any) -> dict[str, Any]:
+    """The input fingerprint stored with a run: sources, row counts, period range."""
+    return {
+        "returns": inputs.returns.label,
+        "returns_rows": inputs.returns_rows,
+        "factors": inputs.factors.label if inputs.factors else None,
+        **counts,
+        "first_period": periods.min(),
+        "last_period": periods.max(),
+    }
 
 
 def _empty_skipped() -> pl.DataFrame:

@@ -37,7 +37,7 @@ from fmduck.inference import (
     inference,
     newey_west_covariance,
 )
-from fmduck.model import FamaMacBeth, Progress, _empty_skipped, _Inputs
+from fmduck.model import FamaMacBeth, Progress, _empty_skipped, _fingerprint, _Inputs
 from fmduck.results import FamaMacBethResults, assemble, run_record
 from fmduck.solve import spd_inverse
 from fmduck.spec import Spec
@@ -90,16 +90,8 @@ class Mimicking(FamaMacBeth):
         lambdas = mim["lambdas"]
         run = run_record(
             spec, run_id=run_id, dialect=self.engine.dialect, conventions=conventions, statements=self.statements,
-            fingerprint={
-                "returns": inputs.returns.label,
-                "returns_rows": inputs.returns_rows,
-                "factors": inputs.factors.label if inputs.factors else None,
-                "pass2_rows": mim["n_assets"] * lambdas.height,
-                "n_assets": mim["n_assets"],
-                "basis": spec.basis or "all assets",
-                "first_period": lambdas["period"].min(),
-                "last_period": lambdas["period"].max(),
-            },
+            fingerprint=_fingerprint(inputs, lambdas["period"], pass2_rows=mim["n_assets"] * lambdas.height,
+                                     n_assets=mim["n_assets"], basis=spec.basis or "all assets"),
             n_periods=lambdas.height, avg_n=mim["n_assets"], avg_r2=mim["r2"], started=started,
         )
         results = assemble(

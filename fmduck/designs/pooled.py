@@ -42,7 +42,7 @@ from fmduck import templates
 from fmduck.engine import Engine, connect
 from fmduck.errors import EstimationError, FmduckError, InputError, SpecError
 from fmduck.inference import LAG_RULES, automatic_lag, inference, newey_west_covariance
-from fmduck.model import FamaMacBeth, Progress, _empty_skipped, _Inputs
+from fmduck.model import FamaMacBeth, Progress, _empty_skipped, _fingerprint, _Inputs
 from fmduck.results import FamaMacBethResults, assemble, run_record
 from fmduck.solve import MomentColumns, spd_inverse
 from fmduck.spec import Spec
@@ -103,16 +103,8 @@ class PooledOLS(FamaMacBeth):
         periods = lambdas["period"]
         run = run_record(
             spec, run_id=run_id, dialect=self.engine.dialect, conventions=conventions, statements=self.statements,
-            fingerprint={
-                "returns": inputs.returns.label,
-                "returns_rows": inputs.returns_rows,
-                "factors": inputs.factors.label if inputs.factors else None,
-                "pass2_rows": pass2_rows,
-                "pooled_rows": pooled["n"],
-                "n_assets": pooled["n_assets"],
-                "first_period": periods.min(),
-                "last_period": periods.max(),
-            },
+            fingerprint=_fingerprint(inputs, periods, pass2_rows=pass2_rows, pooled_rows=pooled["n"],
+                                     n_assets=pooled["n_assets"]),
             n_periods=lambdas.height, avg_n=fm_estimates["avg_n"][0], avg_r2=fm_estimates["avg_r2"][0],
             started=started,
         )
