@@ -142,7 +142,8 @@ class FamaMacBeth:
         return results
 
     def sql(self) -> list[tuple[str, str]]:
-        """The statements a fit runs, rendered for this engine's dialect (runs the cheap checks only)."""
+        """The statements a fit runs, as this engine renders them. It performs the fit without writing,
+        so what it returns is exactly what ran (on a large panel this takes as long as a fit)."""
         self.fit(write=False)
         return list(self.statements)
 
