@@ -13,7 +13,6 @@ import pandas as pd
 import polars as pl
 import pytest
 import statsmodels.api as sm
-from conftest_pg import pg_server, pg_url  # noqa: F401  (fixtures)
 
 from fmduck.designs.crsp_like import simulate_crsp_like
 from fmduck.designs.fm1973 import FM1973, table3
@@ -262,15 +261,20 @@ def test_input_errors():
 
 
 # ---------------------------------------------------------------------- CLI and TOML
-def test_cli_and_toml(tmp_path):
+def _small_database(db):
+    """A DuckDB file with the small panel as tables ``stocks`` and ``market``."""
     stocks, market = _small_panel()
-    db = tmp_path / "cli.duckdb"
     con = duckdb.connect(str(db))
     for name, frame in (("stocks", stocks), ("market", market)):
         con.register("frame", frame)
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
         con.unregister("frame")
     con.close()
+    return db
+
+
+def test_cli_and_toml(tmp_path):
+    db = _small_database(tmp_path / "cli.duckdb")
     env = {"PYTHONPATH": str(ROOT)}
     common = ["--returns", "stocks", "--asset", "permno", "--period", "date", "--factors", "market"]
     cli = subprocess.run(
@@ -307,14 +311,7 @@ def test_cli_error_names_the_missing_option(capsys, tmp_path):
 def test_sql_command_lists_the_design_statements(capsys, tmp_path):
     from fmduck.cli import main
 
-    stocks, market = _small_panel()
-    db = tmp_path / "sql.duckdb"
-    con = duckdb.connect(str(db))
-    for name, frame in (("stocks", stocks), ("market", market)):
-        con.register("frame", frame)
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
-        con.unregister("frame")
-    con.close()
+    db = _small_database(tmp_path / "sql.duckdb")
     code = main(["sql", str(db), "-q", "--design", "fm1973", "--name", "s", "--returns", "stocks", "--asset", "permno",
                  "--period", "date", "--factors", "market", "--market", "vwretd", "--formation", "12",
                  "--estimation", "18", "--testing", "12", "--n-portfolios", "6", "--min-obs", "10"])

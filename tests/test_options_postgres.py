@@ -11,7 +11,6 @@ import polars as pl
 import pytest
 
 import oracles
-from conftest_pg import pg_server, pg_url  # noqa: F401  (fixtures)
 from test_pass2_options import weighted_panel
 
 psycopg = pytest.importorskip("psycopg")
