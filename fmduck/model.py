@@ -73,7 +73,6 @@ class FamaMacBeth:
 
             return fit_grid(self, write=write, progress=progress)
         say = progress or (lambda _msg: None)
-        started = time.perf_counter()
         spec = self.spec
         run_id = self._begin()
         try:
@@ -112,7 +111,7 @@ class FamaMacBeth:
             spec, run_id=run_id, dialect=self.engine.dialect, conventions=conventions, statements=self.statements,
             fingerprint=_fingerprint(inputs, periods, pass2_rows=pass2_rows, n_assets=int(pricing.height)),
             n_periods=lambdas.select(pl.col("period_index").n_unique()).item(),
-            avg_n=estimates["avg_n"][0], avg_r2=estimates["avg_r2"][0], started=started,
+            avg_n=estimates["avg_n"][0], avg_r2=estimates["avg_r2"][0], started=self._started,
         )
         skipped_all = [s for s in skipped if s.height]
         results = assemble(
@@ -123,7 +122,9 @@ class FamaMacBeth:
         return self._store(results, write=write, say=say)
 
     def _begin(self, *scratch: str) -> str:
-        """A new run id; names its scratch uploads (calendar, betas, λ_t, ``scratch``) and clears the SQL log."""
+        """A new run id; starts the run's clock, names its scratch uploads (calendar, betas, λ_t,
+        ``scratch``) and clears the SQL log."""
+        self._started = time.perf_counter()
         run_id = uuid.uuid4().hex
         self._tables = {k: f"fmduck_{k}_{run_id[:8]}" for k in ("calendar", "betas", "lambdas", *scratch)}
         self.statements = []

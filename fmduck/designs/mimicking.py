@@ -20,7 +20,6 @@ the same assets), ``lambdas`` (r^g_t, term = factor), ``mimicking_weights`` (fac
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -59,7 +58,6 @@ class Mimicking(FamaMacBeth):
 
     def fit(self, *, write: bool = True, progress: Progress | None = None) -> FamaMacBethResults:
         say = progress or (lambda _msg: None)
-        started = time.perf_counter()
         spec = self.spec
         run_id = self._begin("basis", "weights")
         view = None
@@ -92,7 +90,7 @@ class Mimicking(FamaMacBeth):
             spec, run_id=run_id, dialect=self.engine.dialect, conventions=conventions, statements=self.statements,
             fingerprint=_fingerprint(inputs, lambdas["period"], pass2_rows=mim["n_assets"] * lambdas.height,
                                      n_assets=mim["n_assets"], basis=spec.basis or "all assets"),
-            n_periods=lambdas.height, avg_n=mim["n_assets"], avg_r2=mim["r2"], started=started,
+            n_periods=lambdas.height, avg_n=mim["n_assets"], avg_r2=mim["r2"], started=self._started,
         )
         results = assemble(
             run,

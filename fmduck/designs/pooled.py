@@ -32,7 +32,6 @@ Conventions (stated in every run's notes and in ``estimates.convention``):
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -78,7 +77,6 @@ class PooledOLS(FamaMacBeth):
 
     def fit(self, *, write: bool = True, progress: Progress | None = None) -> FamaMacBethResults:
         say = progress or (lambda _msg: None)
-        started = time.perf_counter()
         spec = self.spec
         run_id = self._begin()
         try:
@@ -106,7 +104,7 @@ class PooledOLS(FamaMacBeth):
             fingerprint=_fingerprint(inputs, periods, pass2_rows=pass2_rows, pooled_rows=pooled["n"],
                                      n_assets=pooled["n_assets"]),
             n_periods=lambdas.height, avg_n=fm_estimates["avg_n"][0], avg_r2=fm_estimates["avg_r2"][0],
-            started=started,
+            started=self._started,
         )
         results = assemble(
             run,
