@@ -16,7 +16,6 @@ import platform
 import statistics
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +28,9 @@ OUT = HERE / "out"
 TOL = 1e-8
 DEFAULT_TOOLS = ["solve", "fmduck_rolling", "fmduck_rolling_write", "polars_rolling", "statsmodels_pass1",
                  "linearmodels_rolling", "fmduck_chars", "polars_chars", "linearmodels_chars"]
-# on L: no linearmodels/statsmodels-on-47M pandas copies beyond the sample, no chars run
-# fit() cannot hold L's ~46M windows (and the 4-rows-per-window first-pass frame) in 24 GB: on L the
-# engine's pass 1 is measured streamed (bench.tools.run_fmduck_pass1_stream); the polars yardstick
-# would need ~10+ GB for the rolling sums and is not run there.
-L_TOOLS = ["fmduck_pass1_stream", "statsmodels_pass1"]
+# on L (one run each): fit() under memory_limit='4GB', the polars yardstick, statsmodels on a sample;
+# no linearmodels (a 45M-row pandas panel) and no characteristic run
+L_TOOLS = ["fmduck_rolling", "polars_rolling", "statsmodels_pass1"]
 
 
 def run_tool(tool: str, size: str, repeat: int) -> dict:
@@ -85,7 +82,7 @@ def checks(size: str, ran: set[str]) -> list[tuple[str, float, str]]:
         pe = json.loads((out / "polars_rolling_estimates.json").read_text())
         d = max(_rel(fe["fm"]["estimate"], pe["estimate"]), _rel(fe["fm"]["se"], pe["fm"]), _rel(fe["nw"]["se"], pe["nw"]))
         rows.append(("mean lambda, FM and NW SE fmduck vs polars", d, "4 terms"))
-    if ({"fmduck_rolling", "statsmodels_pass1"} <= ran) or ({"fmduck_pass1_stream", "statsmodels_pass1"} <= ran):
+    if {"fmduck_rolling", "statsmodels_pass1"} <= ran:
         rows.append(("pass-1 betas fmduck vs statsmodels RollingOLS (sample)",
                      *_frame_diff_subset(out / "statsmodels_betas.parquet", out / "fmduck_betas.parquet", b)))
     if {"fmduck_rolling", "linearmodels_rolling"} <= ran:
@@ -168,12 +165,6 @@ def table(size: str, res: dict[str, dict]) -> list[str]:
                                       if k.startswith("pass 2") or k.startswith("pass 3"))
     lines.append(f"| passes 2-3 given betas | {fmt(p23)} | linearmodels FamaMacBeth (kernel + unadjusted fits) | "
                  f"{fmt(lm)} | {ratio(p23, lm)} | | {rss('linearmodels_rolling')} |")
-    if "fmduck_pass1_stream" in res:
-        ps = t("fmduck_pass1_stream")
-        x = res["fmduck_pass1_stream"]["extra"]
-        lines.append(f"| pass 1 only, streamed (memory_limit='4GB'; {x.get('windows', 0):,} windows) | {fmt(ps)} | "
-                     f"statsmodels RollingOLS (extrapolated) | {fmt(sm)} | {ratio(ps, sm)} | "
-                     f"{rss('fmduck_pass1_stream')} | {rss('statsmodels_pass1')} |")
     fc = t("fmduck_chars")
     lines.append(f"| characteristic FM (3 chars) | {fmt(fc)} | linearmodels FamaMacBeth (kernel + unadjusted fits) | "
                  f"{fmt(t('linearmodels_chars'))} | {ratio(fc, t('linearmodels_chars'))} | {rss('fmduck_chars')} | "
@@ -188,7 +179,7 @@ def table(size: str, res: dict[str, dict]) -> list[str]:
                      f"numpy.linalg.solve (params only) | {fmt(npt)} | {ratio(s['median_s'], npt)} | | |")
         lines.append(f"| batched SPD inverse alone (3x3 centred) | {fmt(inv)} | numpy.linalg.solve | {fmt(npt)} | "
                      f"{ratio(inv, npt)} | | |")
-    # drop rows with no measurement on either side (e.g. on L, where fit() is not run)
+    # drop rows with no measurement on either side (e.g. on L: no linearmodels, no chars)
     return lines[:4] + [ln for ln in lines[4:] if not (ln.split("|")[2].strip() == "—" and ln.split("|")[4].strip() == "—")]
 
 

@@ -7,7 +7,6 @@ Every tool runs in its own subprocess (``bench.worker``) so that its peak RSS is
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -121,14 +120,17 @@ def run_fmduck_rolling(size: Size, repeat: int, out: Path, write: bool = False) 
 
     times, res = _timed(once, repeat)
     if not write:
-        fp = res.first_pass.filter(pl.col("term") != "const").select(
-            pl.col("asset").cast(pl.Int32), pl.col("period_index").alias("pidx"), "term", "estimate")
-        fp.pivot(on="term", index=["asset", "pidx"], values="estimate").rename(
-            dict(zip(FACTORS, ["b0", "b1", "b2"]))).write_parquet(out / "fmduck_betas.parquet")
+        # betas read piece by piece (on L: 47M windows; only the statsmodels sample's assets are kept)
+        sample = pl.Series(sample_assets(size).astype(str).tolist()).implode() if size.name == "L" else None
+        parts = [piece.filter(pl.col("asset").is_in(sample)) if sample is not None else piece
+                 for piece in res.first_pass_pieces()]
+        pl.concat(parts).select(pl.col("asset").cast(pl.Int32), pl.col("period_index").alias("pidx"),
+                                *[pl.col(f).alias(b) for f, b in zip(FACTORS, ["b0", "b1", "b2"])]
+                                ).write_parquet(out / "fmduck_betas.parquet")
         res.lambdas.select(pl.col("period_index").alias("pidx"), "n", "const", *FACTORS).rename(
             dict(zip(FACTORS, ["b0", "b1", "b2"]))).write_parquet(out / "fmduck_lambdas.parquet")
         (out / "fmduck_rolling_estimates.json").write_text(json.dumps(_estimates(res)))
-    return {"times": times, "extra": {"phases": phases[-1], "first_pass_rows": res.first_pass.height}}
+    return {"times": times, "extra": {"phases": phases[-1], **({"memory_limit": "4GB"} if size.name == "L" else {})}}
 
 
 def run_fmduck_rolling_write(size: Size, repeat: int, out: Path) -> dict[str, Any]:
@@ -327,74 +329,3 @@ TOOLS = {
     "linearmodels_chars": run_linearmodels_chars,
     "solve": run_solve,
 }
-
-
-# --------------------------------------------------------------------------- L: pass 1 streamed
-def run_fmduck_pass1_stream(size: Size, repeat: int, out: Path) -> dict[str, Any]:
-    """fmduck's pass-1 rolling moments query (the same SQL fit() runs) under memory_limit='4GB', streamed
-    in Arrow record batches into the batched solver; only the betas are kept.
-
-    fit() itself cannot run on L on this machine: it fetches all ~46M windows' moments (18 columns) and
-    builds the long first-pass frame (4 rows per window) in memory, far beyond 24 GB. This tool
-    measures the part that the engine does out of core, with fmduck's own template and solver.
-    """
-    from fmduck import moments as fm_moments
-    from fmduck import templates
-    from fmduck.engine import bind
-    from fmduck.model import FamaMacBeth
-    from fmduck.solve import MomentColumns
-
-    con = _connect(size)
-    spec = _spec_rolling(size)
-    stats: dict[str, Any] = {}
-
-    def once():
-        model = FamaMacBeth(spec, con)
-        model._tables = {k: f"fmduck_{k}_bench" for k in ("calendar", "betas", "lambdas")}
-        inputs = model._inputs()
-        model._inputs_cache = inputs
-        model._calendar(inputs)
-        variables = [*inputs.factors_vars, inputs.y]
-        context = {
-            "returns": inputs.returns.sql, "asset": templates.ident(spec.asset), "period": templates.ident(spec.period),
-            "calendar": templates.ident(model._tables["calendar"]), "factors": inputs.factors.sql,
-            "factor_period": templates.ident(spec.factor_period or spec.period), "betas": None,
-            "betas_table": templates.ident(model._tables["betas"]), "char_lag": False, "lambdas_table": None,
-        }
-        sql = fm_moments.render_moments("duckdb", ["asset", "pidx"], variables, context, rolling=True)
-        params = {"window_preceding": spec.window - 1, "min_obs": spec.effective_min_obs}
-        params.update({f"shift_{i}": float(v.shift) for i, v in enumerate(variables)})
-        shift = np.array([v.shift for v in variables])
-        cols = MomentColumns(len(variables))
-        t0 = time.perf_counter()
-        reader = con.sql(sql, params=bind(sql, params)).to_arrow_reader(1_000_000)
-        windows, kept, parts, first_batch, solve_s = 0, 0, [], None, 0.0
-        sample = pl.Series(sample_assets(size).tolist())
-        for batch in reader:
-            if first_batch is None:
-                first_batch = time.perf_counter() - t0
-            frame = pl.from_arrow(batch)
-            t1 = time.perf_counter()
-            n, sums, cross = cols.arrays(frame)
-            fit = fm_moments.ols_from_moments(n, sums, cross, shift, intercept=True)
-            solve_s += time.perf_counter() - t1
-            ok = fit.ok
-            windows += frame.height
-            kept += int(ok.sum())
-            # pass 2 would need every beta (~46M x 3 float64 = 1.1 GB); only the sample is kept here
-            keep = ok & frame["asset"].is_in(sample.implode()).to_numpy()
-            parts.append(frame.select("asset", "pidx").filter(pl.Series(keep)).with_columns(
-                *[pl.Series(f"b{j}", fit.params[keep, j + 1]) for j in range(3)]))
-            del frame, n, sums, cross, fit
-        model.engine.drop_upload(model._tables["calendar"])
-        stats.update(windows=windows, kept=kept, seconds_to_first_batch=first_batch, solve_s=solve_s)
-        return pl.concat(parts)
-
-    times, betas = _timed(once, repeat)
-    sample = sample_assets(size)
-    betas.filter(pl.col("asset").is_in(sample.tolist())).select(
-        pl.col("asset").cast(pl.Int32), "pidx", "b0", "b1", "b2").write_parquet(out / "fmduck_betas.parquet")
-    return {"times": times, "extra": {**stats, "memory_limit": "4GB"}}
-
-
-TOOLS["fmduck_pass1_stream"] = run_fmduck_pass1_stream

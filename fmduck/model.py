@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from sqlglot import exp
 
 from fmduck import templates, validate
@@ -279,7 +280,7 @@ class FamaMacBeth:
         for mom in stream_moments(self.engine, keys, variables, context, params, rolling=True, rows=PASS1_BATCH,
                                   record=lambda sql: self._record("pass 1 moments", sql)):
             fits.append(mom.ols(intercept=True, min_df=1))
-            frames.append(mom.frame)
+            frames.append(_owned(mom.frame))
         if not fits:
             return pl.DataFrame(schema={k: pl.Int64 for k in keys}), None
         return pl.concat(frames, how="vertical"), _ChunkedFit(fits)
@@ -454,6 +455,12 @@ class _ChunkedFit:
     def tstats(self) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return self.params / self.std_errors
+
+
+def _owned(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its own copy of every column. A column of a streamed Arrow batch shares the batch's
+    memory: keeping the keys alone would keep all of its moment columns alive (~6.8 GB on L)."""
+    return pl.DataFrame({name: pa.concat_arrays([frame[name].to_arrow()]) for name in frame.columns})
 
 
 def _long_first_pass(keys: pl.DataFrame, terms: list[str], fit: OLSBatch, ok: np.ndarray) -> pl.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from sqlglot import exp
 
 from fmduck import templates
 from fmduck.engine import Engine
-from fmduck.solve import MomentColumns, OLSBatch, ols_from_moments
+from fmduck.solve import MomentArrays, MomentColumns, OLSBatch, ols
 
 
 @dataclass(frozen=True)
@@ -29,19 +30,42 @@ class Variable:
     shift: float
 
 
-@dataclass(frozen=True)
 class Moments:
-    """Moment sums per group: ``frame`` holds the keys; arrays are aligned with its rows."""
+    """Moment sums per group: ``frame`` holds the keys; the moments are aligned with its rows.
 
-    frame: pl.DataFrame
-    n: np.ndarray
-    sums: np.ndarray
-    cross: np.ndarray
-    shift: np.ndarray
+    ``columns`` gives them entrywise (what the solver reads); ``n``, ``sums[G, m]`` and
+    ``cross[G, m, m]`` are the stacked arrays, built on first use when the moments came as columns.
+    """
+
+    def __init__(self, frame: pl.DataFrame, n: np.ndarray, sums: np.ndarray, cross: np.ndarray,
+                 shift: np.ndarray) -> None:
+        """From stacked arrays (kept as given)."""
+        self.frame, self.shift = frame, shift
+        self.columns = MomentArrays.from_stacked(n, sums, cross)
+        self.n, self.sums, self.cross = self.columns.n, sums, cross
+
+    @classmethod
+    def from_columns(cls, frame: pl.DataFrame, columns: MomentArrays, shift: np.ndarray) -> Moments:
+        """From moment columns (e.g. zero-copy views of the query result)."""
+        mom = cls.__new__(cls)
+        mom.frame, mom.shift, mom.columns, mom.n = frame, shift, columns, columns.n
+        return mom
+
+    @cached_property
+    def sums(self) -> np.ndarray:
+        return self._stacked[0]
+
+    @cached_property
+    def cross(self) -> np.ndarray:
+        return self._stacked[1]
+
+    @cached_property
+    def _stacked(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.columns.stacked()
 
     def ols(self, *, intercept: bool = True, min_df: int = 1) -> OLSBatch:
         """OLS of the last variable on the others, per group."""
-        return ols_from_moments(self.n, self.sums, self.cross, self.shift, intercept=intercept, min_df=min_df)
+        return ols(self.columns, self.shift, intercept=intercept, min_df=min_df)
 
 
 # Rolling windows: sums of variables that depend on the period only (factor columns) come from
@@ -123,9 +147,9 @@ def _prepare(engine: Engine, keys: list[str], variables: list[Variable], source:
 
 def _unpack(frame: pl.DataFrame, keys: list[str], variables: list[Variable], group_shift: bool) -> Moments:
     cols = MomentColumns(len(variables))
-    n, sums, cross = cols.arrays(frame)
     shift = np.array([v.shift for v in variables], dtype=np.float64)
     if group_shift:
         refs = frame.select([f"ref_{a}" for a in cols.aliases]).to_numpy().astype(np.float64, copy=False)
         shift = shift[None, :] + refs
-    return Moments(frame.select(keys), n, sums, cross, shift)
+    # the moment columns are views of ``frame``'s buffers, which they keep alive
+    return Moments.from_columns(frame.select(keys), cols.columns(frame), shift)

@@ -10,6 +10,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
@@ -28,6 +29,7 @@ SE_TYPES = ("fm", "nw", "shanken")
 # design pooled (fmduck/designs/pooled.py) and mimicking (two-pass premium beside the mimicking one)
 SE_TYPES += ("ols", "white", "cluster_asset", "cluster_period", "cluster_both", "driscoll_kraay",
              "twopass_fm", "twopass_nw", "twopass_shanken")
+WIDE_PIECE_ROWS = 1 << 19  # kept windows per wide piece uploaded and unpivoted by FirstPass.insert
 
 
 class FirstPass:
@@ -50,16 +52,18 @@ class FirstPass:
         """Rows of the long layout."""
         return int(self.ok.sum()) * len(self.terms)
 
-    def _kept_keys(self) -> pl.DataFrame:
-        """asset, period, period_index (strings for asset and period) of the kept rows, in fit order."""
+    def _kept_keys(self, keys: pl.DataFrame | None = None, ok: Any = None) -> pl.DataFrame:
+        """asset, period, period_index (strings for asset and period) of the kept rows, in fit order
+        (of ``keys``/``ok``, a span of the windows, when given)."""
         import numpy as np
 
-        kept = self.keys.filter(pl.Series(np.asarray(self.ok)))
+        keys = self.keys if keys is None else keys
+        kept = keys.filter(pl.Series(np.asarray(self.ok if ok is None else ok)))
         if "period_index" in kept.columns:  # keys given in the long layout's terms already
             pass
         elif self.calendar is not None:  # the period strings of the (few) calendar rows, then the join
             calendar = self.calendar.select("pidx", pl.col("period").cast(pl.Utf8))
-            kept = kept.join(calendar, on="pidx", how="left").rename({"pidx": "period_index"})
+            kept = kept.join(calendar, on="pidx", how="left", maintain_order="left").rename({"pidx": "period_index"})
         else:
             kept = kept.with_columns(pl.lit(None, pl.Utf8).alias("period"), pl.lit(None, pl.Int64).alias("period_index"))
         return kept.select(pl.col("asset").cast(pl.Utf8), pl.col("period").cast(pl.Utf8), "period_index")
@@ -77,20 +81,44 @@ class FirstPass:
     def wide(self) -> pl.DataFrame:
         """One row per kept (asset, window): asset, period, period_index, then e<i>, s<i>, t<i> (estimate,
         SE, t of term i in ``terms`` order), r2, adj_r2, rmse, nobs; in fit order."""
+        pieces = list(self.wide_batches())
+        return pl.concat(pieces, how="vertical") if len(pieces) != 1 else pieces[0]
+
+    def wide_batches(self, rows: int | None = None) -> Iterator[pl.DataFrame]:
+        """``wide()`` in pieces of about ``rows`` (default ``WIDE_PIECE_ROWS``) kept windows, built one fit
+        batch at a time (the batches of a streamed pass 1), so the whole wide frame never exists."""
+        rows = rows or WIDE_PIECE_ROWS
+        pieces: list[pl.DataFrame] = []
+        for piece in self._wide_spans():
+            pieces.append(piece)
+            if sum(p.height for p in pieces) >= rows:
+                yield pl.concat(pieces, how="vertical")
+                pieces = []
+        if pieces:
+            yield pl.concat(pieces, how="vertical")
+
+    def _wide_spans(self) -> Iterator[pl.DataFrame]:
+        lo = 0
+        for fit in getattr(self.fit, "_fits", None) or [self.fit]:
+            hi = lo + len(fit.nobs)
+            yield self._wide_span(self.keys.slice(lo, hi - lo), fit, self.ok[lo:hi])
+            lo = hi
+
+    def _wide_span(self, keys: pl.DataFrame, fit: Any, ok: Any) -> pl.DataFrame:
         import numpy as np
 
-        fit, ok = self.fit, np.asarray(self.ok)
+        ok = np.asarray(ok)
         cols = []
         for i in range(len(self.terms)):
-            e, se = fit_column(fit, "params", ok, i), fit_column(fit, "std_errors", ok, i)
+            e, se = fit.params[ok, i], fit.std_errors[ok, i]
             with np.errstate(divide="ignore", invalid="ignore"):
                 cols += [pl.Series(f"e{i}", e), pl.Series(f"s{i}", se), pl.Series(f"t{i}", e / se)]
-        return self._kept_keys().with_columns(
-            *cols, *[pl.Series(name, fit_column(fit, name, ok)) for name in ("r2", "adj_r2", "rmse", "nobs")])
+        return self._kept_keys(keys, ok).with_columns(
+            *cols, *[pl.Series(name, getattr(fit, name)[ok]) for name in ("r2", "adj_r2", "rmse", "nobs")])
 
     def insert(self, engine: Engine, table_sql: str) -> None:
-        """Append the long rows to the ``first_pass`` table ``table_sql``: DuckDB unpivots a wide upload
-        in SQL; other engines get the long frame in pieces."""
+        """Append the long rows to the ``first_pass`` table ``table_sql``: DuckDB unpivots the wide rows
+        in SQL, a piece at a time; other engines get the long frame in pieces."""
         if engine.dialect != "duckdb" or self.tags is None:
             for piece in self.batches():
                 engine.insert(table_sql, piece)
@@ -100,15 +128,16 @@ class FirstPass:
                   "t_stat": templates.ident(f"t{i}")} for i in range(len(self.terms))]
         sql = templates.render("results/insert_first_pass", engine.dialect, table=table_sql,
                                wide=templates.ident(name), terms=terms)
-        engine.upload(name, self.wide())
-        try:
-            engine.execute(sql, {"run_name": self.tags[0], "run_id": self.tags[1],
-                                 **{f"term_{i}": t for i, t in enumerate(self.terms)}})
-        except BaseException:
-            # an aborted transaction refuses unregister(); keep the original error (the caller rolls back)
-            getattr(engine, "_registered", set()).discard(name)
-            raise
-        engine.drop_upload(name)
+        params = {"run_name": self.tags[0], "run_id": self.tags[1], **{f"term_{i}": t for i, t in enumerate(self.terms)}}
+        for piece in self.wide_batches():
+            engine.upload(name, piece)
+            try:
+                engine.execute(sql, params)
+            except BaseException:
+                # an aborted transaction refuses unregister(); keep the original error (the caller rolls back)
+                getattr(engine, "_registered", set()).discard(name)
+                raise
+            engine.drop_upload(name)
 
     def long(self) -> pl.DataFrame:
         """One row per (asset, period, term), sorted by asset, period_index, term (name order)."""
@@ -233,6 +262,31 @@ class FamaMacBethResults:
     def std_errors(self, se_type: str = "fm") -> dict[str, float]:
         tab = self.table(se_type)
         return dict(zip(tab["term"].to_list(), tab["std_error"].to_list()))
+
+    def first_pass_pieces(self, rows: int | None = None) -> Iterator[pl.DataFrame]:
+        """The first pass one row per (asset, window): asset, period, period_index, then per term
+        ``<term>``, ``se_<term>``, ``t_<term>``, and r2, adj_r2, rmse, nobs; in pieces of about ``rows``
+        windows. Reads a first pass of tens of millions of windows without building the long frame
+        (``first_pass``, one row per term); a stored run's long rows come back as one piece."""
+        held = self.__dict__.get("_lazy_first_pass")
+        if isinstance(held, FirstPass):
+            names = {}
+            for i, term in enumerate(held.terms):
+                names.update({f"e{i}": term, f"s{i}": f"se_{term}", f"t{i}": f"t_{term}"})
+            for piece in held.wide_batches(rows):
+                yield piece.rename(names)
+            return
+        long = self.first_pass
+        if long.height == 0:
+            return
+        index = ["asset", "period", "period_index", "r2", "adj_r2", "rmse", "nobs"]
+        wide = long.pivot(on="term", index=index, values=["estimate", "std_error", "t_stat"])
+        terms = list(dict.fromkeys(long["term"].to_list()))
+        yield wide.select(
+            "asset", "period", "period_index",
+            *[c for t in terms for c in (pl.col(f"estimate_{t}").alias(t), pl.col(f"std_error_{t}").alias(f"se_{t}"),
+                                          pl.col(f"t_stat_{t}").alias(f"t_{t}"))],
+            "r2", "adj_r2", "rmse", "nobs")
 
     @property
     def lambdas_long(self) -> pl.DataFrame:

@@ -69,7 +69,15 @@ def render(name: str, dialect: str = "duckdb", **context: Any) -> str:
 
 
 def transpile(sql: str, dialect: str, *, read: str = "duckdb") -> str:
-    """Parse DuckDB SQL (or ``read``'s; one or more statements) and generate it for ``dialect``."""
+    """Parse DuckDB SQL (or ``read``'s; one or more statements) and generate it for ``dialect``.
+
+    Cached: a fit renders the same statements again on every run of a session (grids, benchmarks),
+    and parsing is a pure function of the text."""
+    return _transpile(sql, dialect, read)
+
+
+@lru_cache(maxsize=512)
+def _transpile(sql: str, dialect: str, read: str) -> str:
     if dialect not in DIALECTS:
         raise SpecError(f"unknown SQL dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
     trees = [tree for tree in sqlglot.parse(sql, read=read) if tree is not None]
