@@ -251,14 +251,15 @@ class FamaMacBeth:
                 f"{inputs.returns.label}: no (asset, period) row has a non-NULL return and factors"
                 + (f" in a window with at least {spec.effective_min_obs} observations" if spec.rolling else "")
             )
-        ok = fit.ok & (fit.nobs >= spec.effective_min_obs)
+        # per batch of a streamed pass 1: no whole-length copies of the batches' ok/nobs/reason fields
+        ok = np.concatenate([f.ok & (f.nobs >= spec.effective_min_obs) for f in getattr(fit, "_fits", [fit])])
         bad = ~ok
-        reason = np.where(fit.ok[bad], "too few observations", fit.reason[bad])  # of the skipped windows
+        reason = np.where(fit_column(fit, "ok", bad), "too few observations", fit_column(fit, "reason", bad))
         terms = ["const", *spec.factor_cols]
         # held wide; the long (asset, period, term) layout is built when read or written (results.FirstPass)
         first_pass = FirstPass(frame.select(keys), terms, fit, ok, calendar if spec.rolling else None)
         skipped = _skipped("first_pass", FirstPass(frame.select(keys), terms, fit, bad, first_pass.calendar)
-                           ._kept_keys(), reason, fit.nobs[bad])
+                           ._kept_keys(), reason, fit_column(fit, "nobs", bad))
         if not ok.any():
             raise EstimationError(
                 f"pass 1: no asset of {inputs.returns.label} has a usable time-series regression of "
