@@ -107,18 +107,28 @@ def _estimates(results) -> dict[str, dict[str, list[float]]]:
 def run_fmduck_rolling(size: Size, repeat: int, out: Path, write: bool = False) -> dict[str, Any]:
     from fmduck.model import FamaMacBeth
 
+    from dataclasses import replace
+
     con = _connect(size)
     spec = _spec_rolling(size, "bench_rolling_write" if write else "bench_rolling")
     phases: list[dict[str, float]] = []
+    # writing: each timed run stores a new run (its own results schema in the panel's file, dropped after
+    # the timings), as a user's next run does; replacing a stored run also deletes its rows
+    schemas = [f"bench_write_{i}" for i in range(repeat)]
+    for schema in schemas:
+        con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
     def once():
         marks: list[tuple[str, float]] = [("start", time.perf_counter())]
-        res = FamaMacBeth(spec, con).fit(write=write, progress=lambda m: marks.append((m.split(":")[0], time.perf_counter())))
+        run_spec = replace(spec, schema=schemas[len(phases)]) if write else spec
+        res = FamaMacBeth(run_spec, con).fit(write=write, progress=lambda m: marks.append((m.split(":")[0], time.perf_counter())))
         marks.append(("end", time.perf_counter()))
         phases.append({marks[i][0]: marks[i + 1][1] - marks[i][1] for i in range(len(marks) - 1)})
         return res
 
     times, res = _timed(once, repeat)
+    for schema in schemas if write else []:
+        con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     if not write:
         # betas read piece by piece (on L: 47M windows; only the statsmodels sample's assets are kept)
         sample = pl.Series(sample_assets(size).astype(str).tolist()).implode() if size.name == "L" else None
@@ -294,7 +304,7 @@ def _pass1_moments(size: Size) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 
 def run_solve(size: Size, repeat: int, out: Path) -> dict[str, Any]:
     """fmduck's batched OLS (params, SEs, R²) vs numpy.linalg.solve (params only) on the same G 4x4 systems."""
-    from fmduck.solve import ols_from_moments, spd_inverse
+    from fmduck.solve import MomentArrays, ols, ols_from_moments, spd_inverse
 
     n, sums, cross, shift = _pass1_moments(size)
     g = len(n)
@@ -308,13 +318,18 @@ def run_solve(size: Size, repeat: int, out: Path) -> dict[str, Any]:
     xtx[:, 1:, 1:] = raw[:, :3, :3]
     xty = np.column_stack([raw_sum[:, 3], raw[:, :3, 3]])
 
-    t_fm, fit = _timed(lambda: ols_from_moments(n, sums, cross, shift, intercept=True), repeat)
+    # as fit() hands them over: one contiguous column per moment (the query's columns), no G x m x m stack
+    columns = MomentArrays(n.copy(), tuple(np.ascontiguousarray(sums[:, i]) for i in range(4)),
+                           {(i, j): np.ascontiguousarray(cross[:, i, j]) for i in range(4) for j in range(i, 4)})
+    t_fm, fit = _timed(lambda: ols(columns, shift, intercept=True), repeat)
+    t_stacked, _ = _timed(lambda: ols_from_moments(n, sums, cross, shift, intercept=True), repeat)
     centred = cross[:, :3, :3] - sums[:, :3, None] * sums[:, None, :3] / n[:, None, None]
     t_inv, _ = _timed(lambda: spd_inverse(centred), repeat)
     t_np, beta_np = _timed(lambda: np.linalg.solve(xtx, xty[:, :, None])[:, :, 0], repeat)
     diff = np.abs(fit.params - beta_np) / np.maximum(1.0, np.abs(beta_np))
     (out / "solve.json").write_text(json.dumps({"max_rel_diff": float(diff.max()), "systems": g}))
     return {"times": t_fm, "extra": {"systems": g, "spd_inverse_s": t_inv, "numpy_solve_s": t_np,
+                                     "stacked_input_s": t_stacked,
                                      "max_rel_diff_vs_numpy": float(diff.max())}}
 
 
