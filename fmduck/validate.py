@@ -92,6 +92,9 @@ def require_unique(engine: Engine, relation: Relation, keys: list[str], limit: i
     n_null = int(nulls["n_rows"][0])
     if n_null:
         raise InputError(f"{relation.label}: {n_null} row(s) with NULL in key column(s) {', '.join(keys)}")
+    count = templates.render("checks/duplicate_count", engine.dialect, relation=relation.sql, keys=idents)
+    if not int(engine.query(count)["n_rows"][0]):
+        return
     sql = templates.render("checks/duplicates", engine.dialect, relation=relation.sql, keys=idents)
     dup = engine.query(sql, {"limit": limit})
     if dup.height:
