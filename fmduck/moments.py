@@ -69,16 +69,17 @@ class Moments:
 
 
 # Rolling windows: sums of variables that depend on the period only (factor columns) come from
-# cumulative sums over the calendar corrected for each asset's gaps (sql/moments.sql.j2). DuckDB only:
-# the gap bookkeeping (UNNEST(GENERATE_SERIES), equality joins on gap counts) is written for DuckDB.
+# cumulative sums over the calendar corrected for each asset's gaps (sql/moments.sql.j2, fast branch).
+# DuckDB and PostgreSQL (each tested against the plain RANGE-window sums); Spark keeps the plain branch.
 FAST_ROLLING = True
+FAST_ROLLING_DIALECTS = ("duckdb", "postgres")
 
 
 def common_aliases(dialect: str, variables: list[Variable], aliases: list[str], source: dict[str, Any],
                    *, rolling: bool) -> list[str]:
     """Aliases of the variables whose value depends on the period only: every column they read is a
     column of the factors relation (alias ``f``). Empty unless the fast rolling path applies."""
-    if not (FAST_ROLLING and rolling and dialect == "duckdb" and source.get("factors")):
+    if not (FAST_ROLLING and rolling and dialect in FAST_ROLLING_DIALECTS and source.get("factors")):
         return []
     if any(source.get(k) for k in ("weight", "absorb", "ranges")):
         return []
@@ -95,11 +96,15 @@ def render_moments(dialect: str, keys: list[str], variables: list[Variable], sou
     """The moments SQL for ``variables`` grouped by ``keys`` over the row source ``source``.
 
     ``group_shift``: re-centre each variable on its group mean before summing (columns ``ref_v<i>``).
+    Fast rolling branch: ``rows_frame`` (DuckDB) sums the per-asset variables over a ROWS frame whose
+    offset is the column n, and lists gap periods with UNNEST(GENERATE_SERIES); PostgreSQL takes no
+    column in a frame offset, so there they share the RANGE frame of n and a lateral GENERATE_SERIES.
     """
     cols = MomentColumns(len(variables))
     common = common_aliases(dialect, variables, cols.aliases, source, rolling=rolling)
     return templates.render(
         "moments", dialect, **source, keys=keys, rolling=rolling, common=common, group_shift=group_shift,
+        rows_frame=dialect == "duckdb",
         sums=[{**s, "common": s["alias"] in common} for s in cols.sums],
         products=[{**p, "common": p["left"] in common and p["right"] in common} for p in cols.products],
         variables=[

@@ -275,7 +275,7 @@ def test_rolling_fast_path_moments_match_plain(monkeypatch):
         assert np.max(np.abs(x - y)) <= 1e-12 * max(1.0, np.max(np.abs(y))), col
 
 
-def test_fast_path_only_for_duckdb_rolling_factor_columns():
+def test_fast_path_only_for_duckdb_and_postgres_rolling_factor_columns():
     from sqlglot import exp
 
     from fmduck.moments import Variable, common_aliases
@@ -285,7 +285,8 @@ def test_fast_path_only_for_duckdb_rolling_factor_columns():
     src = {"factors": '"factors"'}
     assert common_aliases("duckdb", [f, y], ["v0", "v1"], src, rolling=True) == ["v0"]
     assert common_aliases("duckdb", [f, y], ["v0", "v1"], src, rolling=False) == []
-    assert common_aliases("postgres", [f, y], ["v0", "v1"], src, rolling=True) == []
+    assert common_aliases("postgres", [f, y], ["v0", "v1"], src, rolling=True) == ["v0"]  # test_fastpath_postgres
+    assert common_aliases("spark", [f, y], ["v0", "v1"], src, rolling=True) == []
     assert common_aliases("duckdb", [f, y], ["v0", "v1"], {"factors": None}, rolling=True) == []
 
 
