@@ -10,7 +10,7 @@ unprivileged user ``fmduck_pg`` (created with ``useradd --system`` if missing) t
 the data directory is owned by that user. Binaries: ``$FMDUCK_PG_BIN`` or /usr/lib/postgresql/15/bin.
 
 tests/conftest.py imports the fixtures, so every test module shares the one server by naming
-``pg_server`` / ``pg_url`` (importing them into a test module would give that module its own server).
+``pg_server`` / ``pg_url`` / ``pg`` (importing them into a test module would give that module its own server).
 """
 
 from __future__ import annotations
@@ -125,3 +125,14 @@ def pg_url(pg_server):
     yield pg_server.url(name)
     with pg_server.admin() as con:
         con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg(pg_url):
+    """fmduck's PostgreSQL engine on a fresh database (closed afterwards)."""
+    pytest.importorskip("psycopg")
+    from fmduck.engines.postgres import PostgresEngine
+
+    engine = PostgresEngine(pg_url)
+    yield engine
+    engine.close()

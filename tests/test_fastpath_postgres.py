@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from test_fastpaths import _close, _panel
+from test_fastpaths import _panel, same_fits
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -24,13 +24,6 @@ from fmduck.model import FamaMacBeth
 from fmduck.spec import Spec
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg(pg_url):
-    engine = PostgresEngine(pg_url)
-    yield engine
-    engine.close()
 
 
 def _gappy_panel() -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -108,15 +101,7 @@ def test_rolling_fast_path_matches_plain_windows_postgres(pg, monkeypatch, optio
         assert np.max(np.abs(x - y)) <= 1e-10 * np.max(np.abs(y)), col
 
     # and the same first pass, skipped windows and λ_t
-    a, b = fast.first_pass, plain.first_pass
-    assert a.select("asset", "period_index", "term", "nobs").equals(b.select("asset", "period_index", "term", "nobs"))
-    for col in ("estimate", "std_error", "r2", "rmse"):
-        _close(a[col].to_numpy(), b[col].to_numpy(), normwise=True)
-    cols = ["pass", "asset", "period", "reason", "nobs"]
-    assert fast.skipped.select(cols).sort(cols).equals(plain.skipped.select(cols).sort(cols))
-    assert fast.lambdas["period_index"].equals(plain.lambdas["period_index"])
-    for term in ("const", "mkt", "smb", "hml"):  # see test_fastpaths: pass 2 amplifies ~1e-12 beta noise
-        _close(fast.lambdas[term].to_numpy(), plain.lambdas[term].to_numpy(), 1e-8, normwise=True)
+    same_fits(fast, plain)
 
 
 def test_planted_gaps_are_in_the_panel():

@@ -232,6 +232,13 @@ def test_rolling_fast_path_matches_plain_windows(monkeypatch, options):
     fast, fast_sql = _fit(returns, factors, True, monkeypatch, **options)
     plain, plain_sql = _fit(returns, factors, False, monkeypatch, **options)
     assert "fmduck_gaps" in fast_sql and "fmduck_gaps" not in plain_sql
+    same_fits(fast, plain)
+    _close(fast.estimates["std_error"].to_numpy(), plain.estimates["std_error"].to_numpy(), 1e-8)
+
+
+def same_fits(fast, plain) -> None:
+    """The fast and the plain rolling path give the same windows, first pass, skipped rows and λ_t
+    (also used by tests/test_fastpath_postgres.py)."""
     a, b = fast.first_pass, plain.first_pass
     assert a.select("asset", "period_index", "term", "nobs").equals(b.select("asset", "period_index", "term", "nobs"))
     for col in ("estimate", "std_error", "r2", "rmse"):
@@ -245,7 +252,6 @@ def test_rolling_fast_path_matches_plain_windows(monkeypatch, options):
     # are amplified by the cross-sectional conditioning
     for term in ("const", "mkt", "smb", "hml"):
         _close(la[term].to_numpy(), lb[term].to_numpy(), 1e-8, normwise=True)
-    _close(fast.estimates["std_error"].to_numpy(), plain.estimates["std_error"].to_numpy(), 1e-8)
 
 
 def test_rolling_fast_path_moments_match_plain(monkeypatch):

@@ -16,17 +16,9 @@ from test_pass2_options import weighted_panel
 psycopg = pytest.importorskip("psycopg")
 
 from fmduck import FamaMacBeth, Spec  # noqa: E402
-from fmduck.engines.postgres import PostgresEngine  # noqa: E402
 from fmduck.errors import SpecError  # noqa: E402
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg(pg_url):
-    engine = PostgresEngine(pg_url)
-    yield engine
-    engine.close()
 
 
 def _both(pg, spec: Spec):

@@ -42,13 +42,6 @@ def fmduck(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT)
 
 
-@pytest.fixture
-def pg(pg_url):
-    engine = PostgresEngine(pg_url)
-    yield engine
-    engine.close()
-
-
 def _load(engine: PostgresEngine, table: str, frame: pl.DataFrame) -> None:
     engine.create_table(templates.table(table), frame)
 

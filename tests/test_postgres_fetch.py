@@ -12,7 +12,6 @@ import pytest
 psycopg = pytest.importorskip("psycopg")
 
 from fmduck.engines import postgres as pg_mod  # noqa: E402
-from fmduck.engines.postgres import PostgresEngine  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
@@ -37,13 +36,6 @@ QUERIES = {
 PARAMS = {"a": 41, "x": 0.1 + 0.2, "s": "it's"}
 
 
-@pytest.fixture
-def engine(pg_url):
-    engine = PostgresEngine(pg_url)
-    yield engine
-    engine.close()
-
-
 def _same(a: pl.DataFrame, b: pl.DataFrame) -> None:
     assert a.columns == b.columns and a.dtypes == b.dtypes and a.height == b.height
     for col in a.columns:
@@ -55,7 +47,8 @@ def _same(a: pl.DataFrame, b: pl.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("label", list(QUERIES))
-def test_copy_fetch_equals_row_fetch(engine, monkeypatch, label):
+def test_copy_fetch_equals_row_fetch(pg, monkeypatch, label):
+    engine = pg
     sql = QUERIES[label]
     params = PARAMS if "%(" in sql else None
     copied = engine.query(sql, params)
@@ -66,7 +59,8 @@ def test_copy_fetch_equals_row_fetch(engine, monkeypatch, label):
     assert used_copy == (label in {"numbers and text", "parameters", "no rows", "a WITH query"})
 
 
-def test_copy_keeps_doubles_bit_for_bit(engine):
+def test_copy_keeps_doubles_bit_for_bit(pg):
+    engine = pg
     values = [0.1, 1 / 3, 2.0 ** -1074, 123456.789e-200, -9.999999999999999e22]
     sql = "SELECT * FROM (VALUES " + ", ".join(f"({i}, %(v{i})s::double precision)" for i in range(len(values))) + \
         ") AS t(i, v) ORDER BY i"
