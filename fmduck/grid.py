@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 from sqlglot import exp
 
-from fmduck import templates, validate
+from fmduck import templates
 from fmduck.errors import SpecError
 from fmduck.moments import Moments, Variable, render_moments
 from fmduck.solve import MomentColumns
@@ -58,12 +58,10 @@ def validate_grid(spec: Any) -> None:
         unknown = sorted(set(entry) - {"name", "chars"})
         if unknown:
             raise SpecError(f"grid entry {i + 1}: unknown key(s) {', '.join(unknown)}; use 'name' and 'chars'")
-        name = str(entry.get("name", f"m{i + 1}"))
+        name, chars = _entry(i, entry)
         if not _NAME.match(name):
             raise SpecError(f"grid entry {i + 1}: name {name!r} must be 1-60 letters, digits, '_', '-', '.'")
         names.append(name)
-        chars = entry.get("chars") or []
-        chars = [c.strip() for c in chars.split(",")] if isinstance(chars, str) else list(chars)
         missing = sorted(set(chars) - set(spec.chars))
         if missing:
             raise SpecError(f"grid entry {name!r}: {', '.join(missing)} not among the characteristics (--chars "
@@ -79,14 +77,19 @@ def member_specs(spec: Any) -> list[Any]:
     """One Spec per grid entry (chars in the order of the union, grid cleared)."""
     out = []
     for i, entry in enumerate(spec.grid):
-        chars = entry.get("chars") or []
-        chars = [c.strip() for c in chars.split(",")] if isinstance(chars, str) else list(chars)
-        name = str(entry.get("name", f"m{i + 1}"))
+        name, chars = _entry(i, entry)
         pick = dict(winsorize=_subset(spec.winsorize, chars), standardize=_subset(spec.standardize, chars),
                     rank=_subset(spec.rank, chars))
         out.append(dataclasses.replace(spec, name=f"{spec.name}:{name}", chars=[c for c in spec.chars if c in chars],
                                        grid=None, **pick))
     return out
+
+
+def _entry(i: int, entry: dict[str, Any]) -> tuple[str, list[str]]:
+    """(name, characteristics) of grid entry ``i`` (``chars`` a list or a comma-separated string)."""
+    chars = entry.get("chars") or []
+    return (str(entry.get("name", f"m{i + 1}")),
+            [c.strip() for c in chars.split(",")] if isinstance(chars, str) else list(chars))
 
 
 def _subset(option: Any, chars: list[str]) -> Any:
@@ -170,12 +173,12 @@ class SharedScan:
         betas = regressors[:n_beta]  # the betas are the same in every member (same pass 1)
         built = prepare.build(union, inputs.returns, model.engine.dialect)
         scaled = {s["name"] for s in (built[2] if built else []) if s["scale"]}
-        prof = validate.profile(model.engine, inputs.returns, list(union.chars)) if union.chars else None
+        profiled = {v.name: v.shift for v in self.union_inputs.chars_vars}  # raw means, from inputs(): no second scan
         alias = "lagged" if union.char_lag else "p"
         chars = []
         for c in union.chars:
             raw = templates.column(c, alias)
-            shift = 0.0 if c in scaled else prof.shift(c)
+            shift = 0.0 if c in scaled else profiled[c]
             # a NULL characteristic contributes 0 to every sum (v = shift - shift), its row still counts
             chars.append(Variable(c, exp.Coalesce(this=raw, expressions=[exp.Literal.number(repr(float(shift)))]),
                                   shift))

@@ -44,7 +44,8 @@ from sqlglot import exp
 from fmduck import templates, validate
 from fmduck.engine import Engine, Relation, connect
 from fmduck.errors import EstimationError, InputError
-from fmduck.inference import LAG_RULES, NW_DIVISORS, automatic_lag, fm_covariance, inference, newey_west_covariance
+from fmduck.designs.common import estimates_frame, nw_lags, nw_note
+from fmduck.inference import fm_covariance, inference, newey_west_covariance
 from fmduck.moments import Variable, compute_moments
 from fmduck.results import FamaMacBethResults, assemble, run_record, write_run
 from fmduck.spec import Spec
@@ -311,48 +312,30 @@ class FM1973:
         return series.to_numpy().astype(np.float64)
 
     # ================================================================== inference
-    def _lags(self, t: int) -> int:
-        spec = self.spec
-        return automatic_lag(t, spec.lag_rule) if spec.nw_lags == "auto" else int(spec.nw_lags)
-
     def _inference(self, lambdas: pl.DataFrame) -> tuple[pl.DataFrame, str, int]:
         spec = self.spec
         lam = lambdas.select(self.terms).to_numpy().astype(np.float64)
         t = lam.shape[0]
         df = t - 1
-        lags = self._lags(t)
-        if lags >= t:
-            raise EstimationError(f"Newey-West lag {lags} is not below the number of testing periods T = {t}")
+        lags = nw_lags(spec, t, periods="testing periods")
         est = lam.mean(axis=0)
-        notes = {
-            "fm": f"Fama-MacBeth: sd(gamma_t, ddof=1)/sqrt(T); t with T-1 = {df} df",
-            "nw": f"Newey-West: Bartlett, L = {lags}"
-                  + (f" (automatic, {spec.lag_rule}: {LAG_RULES[spec.lag_rule]})" if spec.nw_lags == "auto"
-                     else " (fixed)")
-                  + f", Var = {NW_DIVISORS[spec.nw_divisor]}; t with T-1 = {df} df",
-        }
-        infs = [inference("fm", est, fm_covariance(lam), df),
-                inference("nw", est, newey_west_covariance(lam, lags, spec.nw_divisor), df)]
-        rows = []
-        for inf in infs:
-            for j, term in enumerate(self.terms):
-                rows.append({
-                    "term": term, "se_type": inf.se_type, "estimate": float(inf.estimate[j]),
-                    "std_error": float(inf.std_error[j]), "t_stat": float(inf.t_stat[j]),
-                    "p_value": float(inf.p_value[j]), "ci_lower": float(inf.ci_lower[j]),
-                    "ci_upper": float(inf.ci_upper[j]), "n_periods": t, "df": df,
-                    "avg_n": float(lambdas["n"].mean()), "avg_r2": float(lambdas["r2"].mean()),
-                    "nw_lags": lags if inf.se_type == "nw" else None, "convention": notes[inf.se_type],
-                })
+        results = [
+            (inference("fm", est, fm_covariance(lam), df),
+             f"Fama-MacBeth: sd(gamma_t, ddof=1)/sqrt(T); t with T-1 = {df} df"),
+            (inference("nw", est, newey_west_covariance(lam, lags, spec.nw_divisor), df),
+             "Newey-West: " + nw_note(spec, lags, df)),
+        ]
+        estimates = estimates_frame(results, self.terms, n_periods=t, avg_n=lambdas["n"].mean(),
+                                    avg_r2=lambdas["r2"].mean(), lags=lags)
         conventions = "\n".join([
-            *notes.values(),
+            *(note for _, note in results),
             (f"fm1973: formation {spec.formation}, estimation {spec.estimation}, testing {spec.testing} periods; "
              f"{spec.n_portfolios} portfolios; betas re-estimated every {spec.beta_update} period(s) over an "
              "expanding window from the estimation start (Fama-MacBeth 1973)"),
             "Tests per sub-period (fmduck.fm1973_periods): C1 E(gamma_2)=0, C2 E(gamma_3)=0, C3 E(gamma_1)>0 "
             "(one-sided)" + (", S-L E(gamma_0 - r_f)=0" if spec.rf else "") + f"; reject at {LEVEL:g}",
         ])
-        return pl.DataFrame(rows, schema_overrides={"nw_lags": pl.Int64}), conventions, lags
+        return estimates, conventions, lags
 
     def _periods(self, lambdas: pl.DataFrame, rf: np.ndarray | None, cohorts: pl.DataFrame,
                  lags: int) -> pl.DataFrame:

@@ -26,16 +26,9 @@ import numpy as np
 import polars as pl
 
 from fmduck import templates
-from fmduck.designs.pooled import reject_unsupported
+from fmduck.designs.common import estimates_frame, nw_lags, nw_note, reject_unsupported
 from fmduck.errors import EstimationError, InputError, SpecError
-from fmduck.inference import (
-    LAG_RULES,
-    NW_DIVISORS,
-    automatic_lag,
-    fm_covariance,
-    inference,
-    newey_west_covariance,
-)
+from fmduck.inference import fm_covariance, inference, newey_west_covariance
 from fmduck.model import FamaMacBeth, Progress, _empty_skipped, _fingerprint, _Inputs
 from fmduck.results import FamaMacBethResults, assemble, run_record
 from fmduck.solve import spd_inverse
@@ -179,29 +172,15 @@ class Mimicking(FamaMacBeth):
         mimic = returns.select([f"m{j}" for j in range(k)]).to_numpy().astype(np.float64)
         df = t - 1
         estimate = mimic.mean(axis=0)
-        lags = automatic_lag(t, spec.lag_rule) if spec.nw_lags == "auto" else int(spec.nw_lags)
-        if lags >= t:
-            raise EstimationError(f"Newey-West lag {lags} is not below the number of periods T = {t}")
+        lags = nw_lags(spec, t)
         results = [
             (inference("fm", estimate, fm_covariance(mimic), df),
              (f"mimicking premium: mean of r^g_t = w'r_t, w = Var(r)^-1 Cov(r, g) over N = {n_assets} basis assets "
              f"and T = {t} complete periods; Fama-MacBeth SE sd(r^g_t, ddof=1)/sqrt(T); t with T-1 = {df} df")),
             (inference("nw", estimate, newey_west_covariance(mimic, lags, spec.nw_divisor), df),
-             f"mimicking premium, Newey-West: Bartlett, L = {lags}"
-             + (f" (automatic, {spec.lag_rule}: {LAG_RULES[spec.lag_rule]})" if spec.nw_lags == "auto" else " (fixed)")
-             + f", Var = {NW_DIVISORS[spec.nw_divisor]}; t with T-1 = {df} df"),
+             "mimicking premium, Newey-West: " + nw_note(spec, lags, df)),
         ]
-        rows = []
-        for inf, note in results:
-            for j, term in enumerate(spec.factor_cols):
-                rows.append({
-                    "term": term, "se_type": inf.se_type, "estimate": float(inf.estimate[j]),
-                    "std_error": float(inf.std_error[j]), "t_stat": float(inf.t_stat[j]),
-                    "p_value": float(inf.p_value[j]), "ci_lower": float(inf.ci_lower[j]),
-                    "ci_upper": float(inf.ci_upper[j]), "n_periods": t, "df": df, "avg_n": float(n_assets),
-                    "avg_r2": float(r2[j]), "nw_lags": lags if inf.se_type == "nw" else None, "convention": note,
-                })
-        estimates = pl.DataFrame(rows, schema_overrides={"nw_lags": pl.Int64, "avg_r2": pl.Float64})
+        estimates = estimates_frame(results, spec.factor_cols, n_periods=t, avg_n=n_assets, avg_r2=r2, lags=lags)
         lambdas = (
             returns.select(pl.col("pidx").alias("period_index"), *[pl.col(f"m{j}").alias(f) for j, f in
                                                                     enumerate(spec.factor_cols)])

@@ -8,7 +8,8 @@ standard errors beside the Fama-MacBeth estimate of the same regression (design 
 Everything comes from SQL sums; no row of the panel reaches Python:
 - X'X, X'y: one scan through the shared moments template (``sql/moments.sql.j2`` with no keys);
 - the sandwich "meat": the scores u_it = z_it·e_it summed per asset and per period
-  (``sql/pooled_scores.sql.j2`` GROUP BY asset | pidx, one row per cluster), and Σ u u' over rows (White);
+  (``sql/pooled_scores.sql.j2``, GROUPING SETS asset | pidx | all rows in one scan: one row per cluster), and
+  Σ u u' over rows (White);
 - the firm-effect diagnostic ρ_X, ρ_ε from per-asset sums of period-demeaned x and e
   (``sql/firm_effect.sql.j2``).
 
@@ -39,8 +40,9 @@ import polars as pl
 
 from fmduck import templates
 from fmduck.engine import Engine, connect
+from fmduck.designs.common import estimates_frame, nw_lags, reject_unsupported
 from fmduck.errors import EstimationError, FmduckError, InputError, SpecError
-from fmduck.inference import LAG_RULES, automatic_lag, inference, newey_west_covariance
+from fmduck.inference import LAG_RULES, inference, newey_west_covariance
 from fmduck.model import FamaMacBeth, Progress, _empty_skipped, _fingerprint, _Inputs
 from fmduck.results import FamaMacBethResults, assemble, run_record
 from fmduck.solve import MomentColumns, spd_inverse
@@ -164,19 +166,17 @@ class PooledOLS(FamaMacBeth):
                  **{f"shift_{i}": float(v) for i, v in enumerate(mom.shift)}}
         products = [{"left": names[i], "right": names[j], "name": f"p_{i}_{j}"} for i in range(p) for j in range(i, p)]
 
-        def scores(keys: list[str], label: str) -> pl.DataFrame:
-            sql = templates.render("pooled_scores", self.engine.dialect, **context, keys=keys, scores=score_items,
-                                   products=products)
-            self._record(label, sql)
-            return self.engine.query(sql, bound)
-
-        white_row = scores([], "pooled scores: White").row(0, named=True)
+        sql = templates.render("pooled_scores", self.engine.dialect, **context, scores=score_items, products=products)
+        self._record("pooled scores: per asset, per period and White (one scan)", sql)
+        frame = self.engine.query(sql, bound)
+        white_row = frame.filter((pl.col("g_asset") == 1) & (pl.col("g_pidx") == 1)).row(0, named=True)
         meat_white = np.empty((p, p))
         for i in range(p):
             for j in range(i, p):
                 meat_white[i, j] = meat_white[j, i] = white_row[f"p_{i}_{j}"]
-        by_asset = scores(["asset"], "pooled scores per asset").select([f"s_{nm}" for nm in names]).to_numpy()
-        by_period = scores(["pidx"], "pooled scores per period").select([f"s_{nm}" for nm in names]).to_numpy()
+        sums = [f"s_{nm}" for nm in names]
+        by_asset = frame.filter(pl.col("g_asset") == 0).sort("asset").select(sums).to_numpy()
+        by_period = frame.filter(pl.col("g_pidx") == 0).sort("pidx").select(sums).to_numpy()  # time order (DK)
         ssr = float(white_row["ssr"])
         g_a, g_t = by_asset.shape[0], by_period.shape[0]
         dof = n - p
@@ -188,9 +188,7 @@ class PooledOLS(FamaMacBeth):
         def cluster_factor(g: int) -> float:
             return g / (g - 1) * (n - 1) / dof if g > 1 else np.nan
 
-        lags = automatic_lag(g_t, spec.lag_rule) if spec.nw_lags == "auto" else int(spec.nw_lags)
-        if lags >= g_t:
-            raise EstimationError(f"Driscoll-Kraay lag {lags} is not below the number of periods T = {g_t}")
+        lags = nw_lags(spec, g_t, label="Driscoll-Kraay")
         v_white = sandwich(meat_white, n / dof)
         v_asset = sandwich(by_asset.T @ by_asset, cluster_factor(g_a))
         v_period = sandwich(by_period.T @ by_period, cluster_factor(g_t))
@@ -210,19 +208,9 @@ class PooledOLS(FamaMacBeth):
                                + (f" ({spec.lag_rule}: {LAG_RULES[spec.lag_rule]})" if spec.nw_lags == "auto" else "")
                                + ", no small-sample factor; t with T-1 df")),
         }
-        r2 = float(fit.r2[0])
-        rows = []
-        for se_type, (cov, df, note) in covariances.items():
-            inf = inference(se_type, params, cov, df)
-            for j, term in enumerate(spec.terms):
-                rows.append({
-                    "term": term, "se_type": se_type, "estimate": float(inf.estimate[j]),
-                    "std_error": float(inf.std_error[j]), "t_stat": float(inf.t_stat[j]),
-                    "p_value": float(inf.p_value[j]), "ci_lower": float(inf.ci_lower[j]),
-                    "ci_upper": float(inf.ci_upper[j]), "n_periods": g_t, "df": df, "avg_n": n / g_t,
-                    "avg_r2": r2, "nw_lags": lags if se_type == "driscoll_kraay" else None, "convention": note,
-                })
-        estimates = pl.DataFrame(rows, schema_overrides={"nw_lags": pl.Int64})
+        estimates = estimates_frame(
+            [(inference(se_type, params, cov, df), note) for se_type, (cov, df, note) in covariances.items()],
+            spec.terms, n_periods=g_t, avg_n=n / g_t, avg_r2=fit.r2[0], lags=lags, lag_se_type="driscoll_kraay")
         firm = self._firm_effect(context, bound, k, n, g_a)
         conventions = "\n".join(f"pooled {note}" for _, _, note in covariances.values())
         return {"estimates": estimates, "conventions": conventions, "firm_effect": firm, "n": int(n),
@@ -267,18 +255,6 @@ class PooledOLS(FamaMacBeth):
 
 
 # ====================================================================== helpers
-# per-period preparation and weighting options of the two-pass engine that these designs do not apply
-UNSUPPORTED = ("winsorize", "standardize", "rank", "weights", "absorb", "grid")
-
-
-def reject_unsupported(spec: Spec) -> None:
-    """A clear error rather than a silently ignored option (pooled and mimicking use raw, unweighted rows)."""
-    given = [f"--{name}" for name in UNSUPPORTED if getattr(spec, name, None) not in (None, False, [], {})]
-    if given:
-        raise SpecError(f"design {spec.design} does not support {', '.join(given)}: it uses the raw, "
-                        "unweighted rows of the panel")
-
-
 def _firm_notes(firm: pl.DataFrame) -> list[str]:
     lines = [("Firm effect (Petersen 2009): rho = within-asset correlation across periods of period-demeaned "
              "values; inflation = 1 + (Tbar-1) rho_X rho_e = Var(beta_FM) over the independent-periods "
