@@ -17,6 +17,10 @@ EXIT_OK, EXIT_BUG, EXIT_ERROR = 0, 1, 2
 Command = Callable[[argparse.Namespace], int]
 # Extra subcommands register themselves here: name -> (add_arguments, run, help)
 EXTRA_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}
+# Extra spec options registered by other modules: each returns a dict of Spec fields from args.
+SPEC_HOOKS: list[Callable[[argparse.Namespace], dict[str, Any]]] = []
+# ... and the argparse options they read: each adds arguments to the run/sql parsers.
+SPEC_ARGUMENTS: list[Callable[[argparse.ArgumentParser], None]] = []
 
 
 def _progress(quiet: bool) -> Callable[[str], None]:
@@ -74,15 +78,11 @@ def add_spec_arguments(p: argparse.ArgumentParser) -> None:
 def spec_from_args(args: argparse.Namespace) -> Any:
     from fmduck.spec import Spec
 
-    options = {
-        "name": args.name, "returns": args.returns, "asset": args.asset, "period": args.period, "ret": args.ret,
-        "rf": args.rf, "factors": args.factors, "factor_cols": args.factor_cols, "factor_period": args.factor_period,
-        "chars": args.chars, "char_lag": args.char_lag, "window": args.window, "min_obs": args.min_obs,
-        "beta_lag": args.beta_lag, "min_assets": args.min_assets, "nw_lags": args.nw_lags,
-        "nw_divisor": args.nw_divisor, "schema": args.schema, "replace": args.replace,
-        "intercept": False if args.no_intercept else None,
-        "design": args.design,
-    }
+    options = {name: getattr(args, name) for name in (
+        "name", "returns", "asset", "period", "ret", "rf", "factors", "factor_cols", "factor_period", "chars",
+        "char_lag", "window", "min_obs", "beta_lag", "min_assets", "nw_lags", "nw_divisor", "schema", "replace",
+        "design")}
+    options["intercept"] = False if args.no_intercept else None
     for hook in SPEC_HOOKS:
         options.update(hook(args))
     if args.config is not None:
@@ -94,17 +94,12 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     return Spec(**given)
 
 
-# Extra spec options registered by other modules: each returns a dict of Spec fields from args.
-SPEC_HOOKS: list[Callable[[argparse.Namespace], dict[str, Any]]] = []
-# ... and the argparse options they read: each adds arguments to the run/sql parsers.
-SPEC_ARGUMENTS: list[Callable[[argparse.ArgumentParser], None]] = []
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from fmduck.designs import estimator
 
     spec = spec_from_args(args)
-    results = estimator(spec, _engine(args), **_results_option(args)).fit(progress=_progress(args.quiet))
+    options = {"results": args.results} if args.results else {}  # designs take results= only when given
+    results = estimator(spec, _engine(args), **options).fit(progress=_progress(args.quiet))
     print(results.summary)
     return EXIT_OK
 
@@ -112,11 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _engine(args: argparse.Namespace) -> Any:
     from fmduck.engines import open_engine
 
-    return open_engine(args.database, getattr(args, "engine", None))
-
-
-def _results_option(args: argparse.Namespace) -> dict[str, Any]:
-    return {"results": args.results} if getattr(args, "results", None) else {}
+    return open_engine(args.database, args.engine)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -247,11 +238,7 @@ def _register_extras() -> None:
 
     for module in ("fmduck.report", "fmduck.designs.options", "fmduck.designs.fm1973_options",
                    "fmduck.model_options"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
 
 
 if __name__ == "__main__":

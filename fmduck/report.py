@@ -30,7 +30,7 @@ from fmduck.formatting import STARS_NOTE, fmt, stars
 from fmduck.results import FamaMacBethResults, load_run
 
 FORMATS = ("html", "tex", "txt")
-SE_NAMES = {"fm": "Fama-MacBeth", "nw": "Newey-West", "shanken": "Shanken"}
+SE_NAMES = {"shanken": "Shanken"}  # short forms for notes; the rest as in fmduck.summary.SE_LABELS
 STAT_NAMES = {"t": "t-statistics", "se": "standard errors"}
 STAT_NOTE = {"t": "t-statistics", "se": "Standard errors"}
 DEFAULT_LABELS = {"const": "Constant"}
@@ -165,7 +165,6 @@ def first_pass_table(run: FamaMacBethResults, options: ReportOptions) -> dict[st
             "stat": [] if rolling else [
                 fmt(c["stat"], 2 if options.stat == "t" else options.digits, parens=True) if c else "" for c in cells
             ],
-            "values": [c["estimate"] if c else None for c in cells],
             "r2": fmt(first["r2"], 3),
             "rmse": fmt(first["rmse"], options.digits),
             "nobs": fmt(int(first["windows"]) if rolling else int(first["nobs"])),
@@ -226,7 +225,7 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def make_plots(run: FamaMacBethResults, options: ReportOptions, folder: Path | None, formats: tuple[str, ...],
+def make_plots(run: FamaMacBethResults, options: ReportOptions, folder: Path, formats: tuple[str, ...],
                inline_svg: bool) -> list[dict[str, Any]]:
     """Draw the run's figures; save each as ``folder/<run>_<kind>.<fmt>``; return svg text and file names."""
     try:
@@ -253,15 +252,14 @@ def make_plots(run: FamaMacBethResults, options: ReportOptions, folder: Path | N
             continue
         files = {}
         document = plots.to_svg(fig) if inline_svg or "svg" in formats else None
-        if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            for ext in formats:
-                path = folder / f"{_safe(run.name)}_{kind}.{ext}"
-                if ext == "svg":
-                    path.write_text(document, encoding="utf-8")
-                else:
-                    plots.save(fig, path, ext)
-                files[ext] = path
+        folder.mkdir(parents=True, exist_ok=True)
+        for ext in formats:
+            path = folder / f"{_safe(run.name)}_{kind}.{ext}"
+            if ext == "svg":
+                path.write_text(document, encoding="utf-8")
+            else:
+                plots.save(fig, path, ext)
+            files[ext] = path
         svg = plots.inline_svg(document) if inline_svg else None
         out.append({"kind": kind, "caption": caption, "svg": Markup(svg) if svg else None, "files": files})
     return out
@@ -343,13 +341,12 @@ def _env():
 
 
 # ====================================================================== text tables
-def text_grid(headers: list[list[str]], rows: list[list[str]], *, first_left: bool = True,
-              rules: list[int] | None = None) -> str:
+def text_grid(headers: list[list[str]], rows: list[list[str]], *, rules: list[int] | None = None) -> str:
     """A plain-text table: first column left-aligned, others right-aligned; rules before given row indices."""
     widths = [max(len(str(r[i])) for r in [*headers, *rows]) for i in range(len(headers[0]))]
 
     def line(cells: list[str]) -> str:
-        parts = [str(c).ljust(w) if (i == 0 and first_left) else str(c).rjust(w)
+        parts = [str(c).ljust(w) if i == 0 else str(c).rjust(w)
                  for i, (c, w) in enumerate(zip(cells, widths))]
         return "  ".join(parts).rstrip()
 
@@ -372,12 +369,12 @@ class Report:
     files: list[Path]
 
 
-def build_context(runs: list[FamaMacBethResults], options: ReportOptions, *, output: Path | None,
+def build_context(runs: list[FamaMacBethResults], options: ReportOptions, *, output: Path,
                   fmt_name: str) -> dict[str, Any]:
     if not runs:
         raise SpecError("give at least one run to report")
     plot_ext = {"html": ("svg",), "tex": ("pdf",), "txt": ("svg",)}[fmt_name]
-    folder = output.parent / f"{output.stem}_files" if output is not None else None
+    folder = output.parent / f"{output.stem}_files"
     per_run = []
     for run in runs:
         per_run.append({
@@ -397,7 +394,6 @@ def build_context(runs: list[FamaMacBethResults], options: ReportOptions, *, out
         "generated": now,
         "se_name": se_name(options.se_type),
         "stat": options.stat,
-        "folder": folder,
     }
 
 

@@ -13,7 +13,6 @@ from fmduck.errors import SpecError
 from fmduck.inference import LAG_RULES, NW_DIVISORS
 
 FM1973_REGRESSORS = ("beta", "beta2", "se")  # β_p, β_p², s_p(e) in Fama-MacBeth (1973)
-DESIGNS = ("twopass",)  # extended by fmduck.designs modules; checked against fmduck.designs.REGISTRY
 _RUN_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
 

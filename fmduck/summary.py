@@ -43,10 +43,10 @@ def text_summary(results: FamaMacBethResults) -> str:
         f"Dependent: {spec.get('ret')}" + (f" - {spec['rf']}" if spec.get("rf") else ""),
     ]
     head_right = [
-        f"Number of obs     = {fp.get('pass2_rows', 0):>10,}",
-        f"Num. time periods = {first['n_periods']:>10,}",
-        f"Avg. obs/period   = {first['avg_n']:>10.2f}",
-        f"avg. R-squared    = {first['avg_r2']:>10.4f}",
+        f"Number of obs     = {fmt(fp.get('pass2_rows', 0)):>10}",
+        f"Num. time periods = {fmt(first['n_periods']):>10}",
+        f"Avg. obs/period   = {_fixed(first['avg_n'], 10, 2)}",
+        f"avg. R-squared    = {_fixed(first['avg_r2'], 10, 4)}",
     ]
     lines = [f"{left:<46}{right}" for left, right in zip(head_left, head_right)]
     for se_type in results.se_types:
