@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [s.strip().upper() for s in args.sizes.split(",") if s.strip()]
     all_results: dict[str, dict[str, dict]] = {}
     failed: list[str] = []
+    previous = _previous()
     for size in sizes:
         ensure(SIZES[size])
         tools = args.tools.split(",") if args.tools else (L_TOOLS if size == "L" else DEFAULT_TOOLS)
@@ -215,14 +216,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{size}] {tool}: median {res[tool]['median_s']:.3f} s, peak RSS {res[tool]['peak_rss_mb']:.0f} MB",
                   flush=True)
         # tools of this size measured by an earlier invocation (`--tools` reruns a subset) are kept
-        previous = OUT / "results.json"
-        if (args.tools or args.report_only) and previous.exists():
-            try:
-                for tool, value in json.loads(previous.read_text()).get(size, {}).items():
-                    if not tool.startswith("_"):
-                        res.setdefault(tool, value)
-            except (ValueError, OSError):
-                pass
+        if args.tools or args.report_only:
+            for tool, value in previous.get(size, {}).items():
+                if not tool.startswith("_"):
+                    res.setdefault(tool, value)
         agree = checks(size, set(res))
         print(f"\n[{size}] agreement (max relative difference, tolerance {TOL:g}):")
         for name, d, note in agree:
@@ -235,13 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         if not any(f.startswith(size) for f in failed):
             print("\n" + "\n".join(table(size, res)) + "\n")
     # sizes measured by an earlier invocation (e.g. `--sizes L` run separately) stay in the report
-    previous = OUT / "results.json"
-    if previous.exists():
-        try:
-            for size, res in json.loads(previous.read_text()).items():
-                all_results.setdefault(size, res)
-        except (ValueError, OSError):
-            pass
+    for size, res in previous.items():
+        all_results.setdefault(size, res)
     all_results = {s: all_results[s] for s in ("S", "M", "L") if s in all_results}
     (OUT / "results.json").write_text(json.dumps(all_results, indent=1, default=str))
     if failed:
@@ -249,6 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_results:
         write_results(all_results, args.repeat, failed)
     return 1 if failed else 0
+
+
+def _previous() -> dict[str, dict[str, dict]]:
+    """bench/out/results.json of an earlier invocation ({} if there is none or it cannot be read)."""
+    try:
+        return json.loads((OUT / "results.json").read_text())
+    except (ValueError, OSError):
+        return {}
 
 
 def write_results(all_results: dict, repeat: int, failed: list[str]) -> None:

@@ -36,7 +36,7 @@ def database(size: Size) -> Path:
     return path
 
 
-def _connect(size: Size, fresh_copy: bool = False):
+def _connect(size: Size):
     import duckdb
 
     path = database(size)
@@ -235,7 +235,6 @@ def run_statsmodels_pass1(size: Size, repeat: int, out: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- linearmodels (passes 2-3)
 def _lm_fit(frame: pl.DataFrame, y: str, xs: list[str], lags: int):
-    import pandas as pd
     from linearmodels import FamaMacBeth as LMFamaMacBeth
 
     pdf = frame.to_pandas().set_index(["asset", "pidx"])
@@ -247,7 +246,7 @@ def _lm_fit(frame: pl.DataFrame, y: str, xs: list[str], lags: int):
         model = LMFamaMacBeth(dep, exog)
         return model.fit(cov_type="kernel", kernel="bartlett", bandwidth=lags), model.fit()
 
-    return once, pd
+    return once
 
 
 def run_linearmodels_rolling(size: Size, repeat: int, out: Path) -> dict[str, Any]:
@@ -258,7 +257,7 @@ def run_linearmodels_rolling(size: Size, repeat: int, out: Path) -> dict[str, An
         on="period").with_columns((pl.col("pidx") - 1).alias("bpidx")).join(
         betas.select("asset", pl.col("pidx").alias("bpidx"), "b0", "b1", "b2"), on=["asset", "bpidx"]).select(
         "asset", "pidx", "ret", "b0", "b1", "b2")
-    once, _pd = _lm_fit(panel, "ret", ["b0", "b1", "b2"], size.nw_lags)
+    once = _lm_fit(panel, "ret", ["b0", "b1", "b2"], size.nw_lags)
     times, (kern, unadj) = _timed(once, repeat)
     (out / "linearmodels_rolling_estimates.json").write_text(json.dumps({
         "estimate": kern.params.tolist(), "nw": kern.std_errors.tolist(), "fm": unadj.std_errors.tolist()}))
@@ -269,7 +268,7 @@ def run_linearmodels_chars(size: Size, repeat: int, out: Path) -> dict[str, Any]
     r, _f, _ = _load_polars(size)
     panel = r.drop_nulls(["ret", *CHARS]).select(pl.col("asset"), pl.col("period").cast(pl.Int64).alias("pidx"),
                                                    "ret", *CHARS)
-    once, _pd = _lm_fit(panel, "ret", CHARS, size.nw_lags)
+    once = _lm_fit(panel, "ret", CHARS, size.nw_lags)
     times, (kern, unadj) = _timed(once, repeat)
     (out / "linearmodels_chars_estimates.json").write_text(json.dumps({
         "estimate": kern.params.tolist(), "nw": kern.std_errors.tolist(), "fm": unadj.std_errors.tolist()}))

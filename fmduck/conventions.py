@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fmduck.errors import EstimationError, SpecError
+from fmduck.inference import LAG_RULES, automatic_lag, bartlett_gamma
 
 BARTLETT_C = 1.1447  # Newey-West (1994), Table I B, Bartlett kernel
 
@@ -63,7 +64,7 @@ PRESETS: dict[str, Convention] = {
 }
 
 LAG_RULE_TEXT = {
-    "nw1994": "⌊4(T/100)^(2/9)⌋",
+    **LAG_RULES,
     "nw1994-plugin": "Newey-West (1994) plug-in on Σ_j e_j/sd_j, ⌈m⌉ ≤ T−1 (linearmodels)",
     "bwNeweyWest": "⌊bwNeweyWest⌋, prewhitened, per term (R sandwich)",
 }
@@ -84,11 +85,6 @@ class HAC:
 
 
 # ====================================================================== lag rules
-def rule_of_thumb(t: int) -> int:
-    """⌊4 (T/100)^{2/9}⌋."""
-    return int(math.floor(4.0 * (t / 100.0) ** (2.0 / 9.0)))
-
-
 def plugin_bandwidth(dev: np.ndarray) -> int:
     """linearmodels 7.1: Newey-West (1994) plug-in on x_t = Σ_j e_tj / sd(e_j) (ddof 0), ⌈m⌉ ≤ T − 1."""
     t = dev.shape[0]
@@ -132,18 +128,12 @@ def sandwich_bandwidth(e: np.ndarray, prewhite: bool = True) -> float:
 
 # ====================================================================== covariances
 def _gamma(dev: np.ndarray, lags: int, positions: np.ndarray | None) -> np.ndarray:
-    """Γ = Σ e e' + Σ_l w_l Σ (e_t e_{t−l}' + e_{t−l} e_t'); lags over rows, or calendar ``positions``."""
+    """Bartlett Γ with lags over rows, or over calendar ``positions`` (a missing period is a zero row)."""
     if positions is not None:
         full = np.zeros((int(positions.max() - positions.min()) + 1, dev.shape[1]))
         full[positions - positions.min()] = dev
         dev = full
-    gamma = dev.T @ dev
-    for lag in range(1, lags + 1):
-        if lag >= dev.shape[0]:
-            break
-        cross = dev[lag:].T @ dev[:-lag]
-        gamma = gamma + (1.0 - lag / (lags + 1.0)) * (cross + cross.T)
-    return gamma
+    return bartlett_gamma(dev, lags)
 
 
 def sandwich_variance(e: np.ndarray, lag: int, prewhite: bool = True) -> float:
@@ -185,7 +175,7 @@ def newey_west(lam: np.ndarray, period_index: np.ndarray, conv: Convention, nw_l
     if fixed:
         lag = int(nw_lags)
     elif conv.lag_rule == "nw1994":
-        lag = rule_of_thumb(t)
+        lag = automatic_lag(t)
     else:
         lag = plugin_bandwidth(dev)
     if lag >= t:

@@ -57,15 +57,14 @@ class Engine(Protocol):
     # transaction(); results.write_run uses it instead of sql/results/delete_run.sql.j2 when present.
 
 
-def bind(sql: str, params: dict[str, Any] | None) -> dict[str, Any]:
-    """The subset of ``params`` that ``sql`` uses (DuckDB refuses unused named parameters)."""
-    if not params:
-        return {}
-    used = set(_PARAM.findall(sql))
-    missing = used - set(params)
+def bind(sql: str, params: dict[str, Any] | None, marker: re.Pattern[str] = _PARAM) -> dict[str, Any]:
+    """The subset of ``params`` that ``sql`` uses (DuckDB refuses unused named parameters); ``marker``
+    finds the names in the dialect's parameter syntax (``$name``, ``%(name)s``, ``:name``)."""
+    used = set(marker.findall(sql))
+    missing = used - set(params or {})
     if missing:
         raise KeyError(f"SQL parameters without a value: {', '.join(sorted(missing))}")
-    return {k: v for k, v in params.items() if k in used}
+    return {k: v for k, v in (params or {}).items() if k in used}
 
 
 class DuckDBEngine:
@@ -115,19 +114,19 @@ class DuckDBEngine:
 
     # ---------------------------------------------------------------- SQL
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
-        return self.con.sql(sql, params=bind(sql, params) or None).pl()
+        return self.con.sql(sql, params=(bind(sql, params) or None) if params else None).pl()
 
     def query_batches(self, sql: str, params: dict[str, Any] | None = None,
                       rows: int = 1 << 17) -> Iterator[pl.DataFrame]:
         """The result of ``sql`` as polars frames of about ``rows`` rows each, streamed (never all at once)."""
-        reader = self.con.sql(sql, params=bind(sql, params) or None).to_arrow_reader(rows)
+        reader = self.con.sql(sql, params=(bind(sql, params) or None) if params else None).to_arrow_reader(rows)
         for batch in reader:
             if batch.num_rows:
                 yield pl.from_arrow(batch)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         for statement in _split(sql):
-            self.con.execute(statement, bind(statement, params) or None)
+            self.con.execute(statement, (bind(statement, params) or None) if params else None)
 
     def upload(self, name: str, frame: pl.DataFrame) -> None:
         """Make ``frame`` readable by SQL as ``name`` for this connection (zero-copy in DuckDB)."""
@@ -183,13 +182,9 @@ class DuckDBEngine:
 def connect(database: Any) -> Engine:
     """An engine for a DuckDB path or connection, a ``postgresql://`` URL (PostgreSQL engine, needs the
     ``postgres`` extra), or an engine (returned as is). Spark: ``fmduck.engines.spark.SparkEngine``."""
-    if hasattr(database, "dialect") and hasattr(database, "query"):
-        return database
-    from fmduck.engines import is_postgres_url, open_engine
+    from fmduck.engines import open_engine
 
-    if is_postgres_url(database) or type(database).__module__.startswith("psycopg"):
-        return open_engine(database, "postgres")
-    return DuckDBEngine(database)
+    return open_engine(database, "postgres" if type(database).__module__.startswith("psycopg") else None)
 
 
 def _looks_like_file(text: str) -> bool:

@@ -53,14 +53,17 @@ def newey_west_covariance(lambdas: np.ndarray, lags: int, divisor: str = "T") ->
         raise SpecError(f"unknown Newey-West divisor {divisor!r}; choose 'T' or 'T-1'")
     if lags < 0 or lags >= t:
         raise SpecError(f"Newey-West lag must be between 0 and T-1 = {t - 1}, got {lags}")
-    dev = lambdas - lambdas.mean(axis=0)
+    scale = t * t if divisor == "T" else t * (t - 1)
+    return bartlett_gamma(lambdas - lambdas.mean(axis=0), lags) / scale
+
+
+def bartlett_gamma(dev: np.ndarray, lags: int) -> np.ndarray:
+    """Γ = Σ_t e_t e_t' + Σ_l w_l Σ_t (e_t e_{t−l}' + e_{t−l} e_t'), w_l = 1 − l/(L+1), lags over rows."""
     gamma = dev.T @ dev
     for lag in range(1, lags + 1):
-        weight = 1.0 - lag / (lags + 1.0)
         cross = dev[lag:].T @ dev[:-lag]
-        gamma += weight * (cross + cross.T)
-    scale = t * t if divisor == "T" else t * (t - 1)
-    return gamma / scale
+        gamma += (1.0 - lag / (lags + 1.0)) * (cross + cross.T)
+    return gamma
 
 
 def shanken_covariance(

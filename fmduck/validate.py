@@ -8,10 +8,7 @@ from fmduck import templates
 from fmduck.engine import Engine, Relation
 from fmduck.errors import InputError
 
-_TIME_FAMILIES = {
-    "date": ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"),
-    "text": ("VARCHAR", "TEXT", "STRING"),
-}
+_TEXT_TYPES = ("VARCHAR", "TEXT", "STRING")
 
 
 @dataclass(frozen=True)
@@ -88,12 +85,12 @@ def profile(engine: Engine, relation: Relation, columns: list[str]) -> Profile:
 def require_unique(engine: Engine, relation: Relation, keys: list[str], limit: int = 5) -> None:
     """No NULL keys, and no two rows with the same key values."""
     idents = [templates.ident(k) for k in keys]
-    nulls = engine.query(templates.render("checks/null_keys", engine.dialect, relation=relation.sql, keys=idents))
-    n_null = int(nulls["n_rows"][0])
+    count = templates.render("checks/duplicate_count", engine.dialect, relation=relation.sql, keys=idents)
+    counts = engine.query(count).row(0, named=True)  # NULL keys and repeated keys in one scan
+    n_null = int(counts["n_null"])
     if n_null:
         raise InputError(f"{relation.label}: {n_null} row(s) with NULL in key column(s) {', '.join(keys)}")
-    count = templates.render("checks/duplicate_count", engine.dialect, relation=relation.sql, keys=idents)
-    if not int(engine.query(count)["n_rows"][0]):
+    if not int(counts["n_rows"]):
         return
     sql = templates.render("checks/duplicates", engine.dialect, relation=relation.sql, keys=idents)
     dup = engine.query(sql, {"limit": limit})
@@ -110,7 +107,6 @@ def require_unique(engine: Engine, relation: Relation, keys: list[str], limit: i
 
 def _family(type_name: str) -> str:
     upper = type_name.upper()
-    for family, names in _TIME_FAMILIES.items():
-        if upper in names or upper.startswith("TIMESTAMP"):
-            return family if upper in names else "date"
-    return "number"
+    if upper == "DATE" or upper.startswith("TIMESTAMP"):
+        return "date"
+    return "text" if upper in _TEXT_TYPES else "number"

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from fmduck import templates
-from fmduck.engine import Relation, _first_line, _is_dataframe, _split
+from fmduck.engine import Relation, _first_line, _is_dataframe, _split, bind
 from fmduck.engines import missing_driver
 from fmduck.errors import FmduckError, InputError
 
@@ -193,8 +193,8 @@ class PostgresEngine:
         q = templates.ident(name)
         cols = ", ".join(f"{templates.ident(c)} {_upload_type(frame.schema[c], c)}" for c in frame.columns)
         with self._cursor() as cur:
-            self._run(cur, templates.transpile(f"DROP TABLE IF EXISTS {q}", self.dialect)
-                      if name in self._uploads else None)
+            if name in self._uploads:
+                self._run(cur, templates.transpile(f"DROP TABLE IF EXISTS {q}", self.dialect))
             self._run(cur, templates.transpile(f"CREATE TEMPORARY TABLE {q} ({cols})", self.dialect))
             self._uploads.add(name)
             self._copy(cur, q, frame)
@@ -243,9 +243,7 @@ class PostgresEngine:
             self._run(cur, sql, params)
             return cur.fetchall()
 
-    def _run(self, cur: Any, sql: str | None, params: dict[str, Any] | None = None) -> None:
-        if sql is None:
-            return
+    def _run(self, cur: Any, sql: str, params: dict[str, Any] | None = None) -> None:
         self.log.append(sql)
         bound = _bind(sql, params)
         with _refusals():
@@ -276,15 +274,8 @@ def _refusals() -> Iterator[None]:
 
 def _bind(sql: str, params: dict[str, Any] | None) -> dict[str, Any]:
     """The parameters ``sql`` uses, ints bound as bigint."""
-    used = set(_PARAM.findall(sql))
-    if not used:
-        return {}
-    params = params or {}
-    missing = used - set(params)
-    if missing:
-        raise KeyError(f"SQL parameters without a value: {', '.join(sorted(missing))}")
     return {k: Int8(v) if isinstance(v, int) and not isinstance(v, bool) else v
-            for k, v in params.items() if k in used}
+            for k, v in bind(sql, params, _PARAM).items()}
 
 
 def _duckdb_type(pg_type: str) -> str:

@@ -41,7 +41,7 @@ from typing import Any
 import polars as pl
 
 from fmduck import templates
-from fmduck.engine import Relation, _first_line, _is_dataframe, _split
+from fmduck.engine import Relation, _first_line, _is_dataframe, _split, bind
 from fmduck.engines import missing_driver
 from fmduck.errors import FmduckError, InputError
 
@@ -335,12 +335,7 @@ class SparkEngine:
 
     def _sql(self, sql: str, params: dict[str, Any] | None = None) -> SparkDataFrame:
         self.log.append(sql)
-        used = set(_PARAM.findall(sql))
-        missing = used - set(params or {})
-        if missing:
-            raise KeyError(f"SQL parameters without a value: {', '.join(sorted(missing))}")
-        args = {k: v for k, v in (params or {}).items() if k in used}
-        return self.spark.sql(sql, args=args or None)
+        return self.spark.sql(sql, args=bind(sql, params, _PARAM) or None)
 
 
 def _suffixed(table_sql: str, suffix: str) -> str:
