@@ -34,7 +34,7 @@ from fmduck.inference import (
     newey_west_covariance,
     shanken_covariance,
 )
-from fmduck.results import FamaMacBethResults, FirstPass, assemble, fit_column, run_record, write_run
+from fmduck.results import FamaMacBethResults, FirstPass, assemble, run_record, write_run
 from fmduck.moments import Moments, Variable, compute_moments, stream_moments
 from fmduck.solve import OLSBatch
 from fmduck.spec import Spec
@@ -57,6 +57,8 @@ class _Inputs:
 class FamaMacBeth:
     """Fama-MacBeth regression of a returns panel on (rolling or full-sample) betas and/or characteristics."""
 
+    shared_scan: Any = None  # a grid member's shared scan (fmduck/grid.py): inputs, pass 1, pass-2 moments once
+
     def __init__(self, spec: Spec, database: Any = ":memory:", *, results: Any = None) -> None:
         """``database``: where the panel is (and the results go); ``results``: another database or
         engine for the results (e.g. a local DuckDB file when the source is read-only)."""
@@ -78,8 +80,7 @@ class FamaMacBeth:
         run_id = self._begin()
         try:
             say("checking inputs")
-            inputs = (self.shared_scan.inputs(self) if getattr(self, "shared_scan", None) is not None
-                      else self._inputs())  # a grid member: the union's checks, run once
+            inputs = self.shared_scan.inputs(self) if self.shared_scan is not None else self._inputs()
             self._inputs_cache = inputs
             self._prepared_sql, self._prepared_params = None, {}
             notes = [n for n in (prepare.apply(self, inputs),) if n]  # fmduck/prepare.py (issue 9)
@@ -90,16 +91,15 @@ class FamaMacBeth:
             if spec.beta_based:
                 say(f"pass 1: {'rolling ' + str(spec.window) + '-period' if spec.rolling else 'full-sample'} "
                     f"time-series regressions on {', '.join(spec.factor_cols)}")
-                first_pass, betas, skipped_1 = (self.shared_scan.pass1(self, inputs, calendar)  # grid: once
-                                                if getattr(self, "shared_scan", None) is not None
-                                                else self._pass1(inputs, calendar))
+                first_pass, betas, skipped_1 = (self.shared_scan.pass1(self, inputs, calendar)
+                                                if self.shared_scan is not None else self._pass1(inputs, calendar))
                 skipped.append(skipped_1)
             say("pass 2: cross-sectional regressions per period")
             lambdas, regressors, skipped_2, pass2_rows = self._pass2(inputs, betas, calendar)
             skipped.append(skipped_2)
             say("pass 3: Fama-MacBeth, Newey-West" + (" and Shanken" if spec.beta_based else "") + " inference")
             estimates, conventions = self._pass3(inputs, lambdas)
-            conventions = "\n".join([conventions, *notes, *getattr(self, "_pass2_notes", [])])
+            conventions = "\n".join([conventions, *notes, *self._pass2_notes])  # set by _pass2
             say("pricing errors per asset")
             pricing = self._pricing_errors(inputs, betas, lambdas, regressors)
             say("tests of the model")
@@ -245,33 +245,32 @@ class FamaMacBeth:
             frame, fit = self._pass1_streamed(keys, variables, factors=inputs.factors.sql)
         else:
             mom = self._moments("pass 1 moments", keys, variables, rolling=spec.rolling, factors=inputs.factors.sql)
-            frame, fit = mom.frame, (mom.ols(intercept=True, min_df=1) if mom.frame.height else None)
+            frame, fit = mom.frame, _ChunkedFit([mom.ols(intercept=True, min_df=1)] if mom.frame.height else [])
         if frame.height == 0:
             raise InputError(
                 f"{inputs.returns.label}: no (asset, period) row has a non-NULL return and factors"
                 + (f" in a window with at least {spec.effective_min_obs} observations" if spec.rolling else "")
             )
         # per batch of a streamed pass 1: no whole-length copies of the batches' ok/nobs/reason fields
-        ok = np.concatenate([f.ok & (f.nobs >= spec.effective_min_obs) for f in getattr(fit, "_fits", [fit])])
+        ok = np.concatenate([f.ok & (f.nobs >= spec.effective_min_obs) for f in fit._fits])
         bad = ~ok
-        reason = np.where(fit_column(fit, "ok", bad), "too few observations", fit_column(fit, "reason", bad))
+        reason = np.where(fit.column("ok", bad), "too few observations", fit.column("reason", bad))
         terms = ["const", *spec.factor_cols]
         # held wide; the long (asset, period, term) layout is built when read or written (results.FirstPass)
         first_pass = FirstPass(frame.select(keys), terms, fit, ok, calendar if spec.rolling else None)
-        skipped = _skipped("first_pass", FirstPass(frame.select(keys), terms, fit, bad, first_pass.calendar)
-                           ._kept_keys(), reason, fit_column(fit, "nobs", bad))
+        skipped = _skipped("first_pass", first_pass._kept_keys(ok=bad), reason, fit.column("nobs", bad))
         if not ok.any():
             raise EstimationError(
                 f"pass 1: no asset of {inputs.returns.label} has a usable time-series regression of "
                 f"{spec.ret} on {', '.join(spec.factor_cols)} ({_reasons(reason)})"
             )
         betas = frame.select(keys).filter(pl.Series(ok)).with_columns(
-            [pl.Series(f"b{j}", fit_column(fit, "params", ok, j + 1)) for j in range(len(spec.factor_cols))]
+            [pl.Series(f"b{j}", fit.column("params", ok, j + 1)) for j in range(len(spec.factor_cols))]
         )
         return first_pass, betas, skipped
 
     def _pass1_streamed(self, keys: list[str], variables: list[Variable], **source: Any
-                        ) -> tuple[pl.DataFrame, _ChunkedFit | None]:
+                        ) -> tuple[pl.DataFrame, _ChunkedFit]:
         """The rolling pass-1 moments read in batches of ``PASS1_BATCH`` windows, each solved as it arrives:
         the whole moments frame and its numpy copy never exist at once (memory; fresh pages cost time).
         Returns the keys of every window and its OLS results (kept per batch), in query order."""
@@ -283,7 +282,7 @@ class FamaMacBeth:
             fits.append(mom.ols(intercept=True, min_df=1))
             frames.append(_owned(mom.frame))
         if not fits:
-            return pl.DataFrame(schema={k: pl.Int64 for k in keys}), None
+            return pl.DataFrame(schema={k: pl.Int64 for k in keys}), _ChunkedFit([])
         return pl.concat(frames, how="vertical"), _ChunkedFit(fits)
 
     def _pass2(self, inputs: _Inputs, betas: pl.DataFrame | None, calendar: pl.DataFrame):
@@ -299,7 +298,7 @@ class FamaMacBeth:
         variables = [*regressors, inputs.y]
         source = self._pass2_source(inputs, betas)
         source, variables, extra_skipped, self._pass2_notes = pass2_options.apply(self, inputs, source, variables)
-        if getattr(self, "shared_scan", None) is not None:  # a grid member (fmduck/grid.py): one scan for all
+        if self.shared_scan is not None:
             mom = self.shared_scan.moments(self, inputs, regressors, source)
         else:
             mom = self._moments("pass 2 moments", ["pidx"], variables, **source)
@@ -452,22 +451,25 @@ class _ChunkedFit:
         setattr(self, name, value)
         return value
 
-    @property
-    def tstats(self) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return self.params / self.std_errors
+    def column(self, name: str, rows: np.ndarray, j: int | None = None) -> np.ndarray:
+        """``getattr(self, name)[rows]`` (column ``j`` of a 2-D field), batch by batch unless the field is
+        concatenated already: the whole field is never copied for a selection."""
+        if name in vars(self):
+            value = getattr(self, name)
+            return (value if j is None else value[:, j])[rows]
+        parts, lo = [], 0
+        for f in self._fits:
+            value = getattr(f, name)
+            hi = lo + len(value)
+            parts.append((value if j is None else value[:, j])[rows[lo:hi]])
+            lo = hi
+        return np.concatenate(parts)
 
 
 def _owned(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with its own copy of every column. A column of a streamed Arrow batch shares the batch's
     memory: keeping the keys alone would keep all of its moment columns alive (~6.8 GB on L)."""
     return pl.DataFrame({name: pa.concat_arrays([frame[name].to_arrow()]) for name in frame.columns})
-
-
-def _long_first_pass(keys: pl.DataFrame, terms: list[str], fit: OLSBatch, ok: np.ndarray) -> pl.DataFrame:
-    """One row per (asset, period, term), sorted by asset, period_index, term (name order), from
-    ``keys`` with string ``asset``/``period`` and ``period_index`` (see ``results.FirstPass``)."""
-    return FirstPass(keys.select("asset", "period", "period_index"), terms, fit, ok).long()
 
 
 def _skipped(pass_name: str, keys: pl.DataFrame, reasons: np.ndarray, nobs: np.ndarray) -> pl.DataFrame:

@@ -160,35 +160,20 @@ class FirstPass:
         rows = np.flatnonzero(self.ok)[order]           # positions in the fit arrays, in output order
         take = np.repeat(rows, p)
         col = np.tile(by_name, len(rows))
+        estimate, std_error = fit.params[take, col], fit.std_errors[take, col]
+        with np.errstate(divide="ignore", invalid="ignore"):  # t of these rows only (not the whole fit per piece)
+            t_stat = estimate / std_error
         frame = kept[np.repeat(order, p)].with_columns(
             pl.Series("term", [terms[j] for j in by_name], dtype=pl.Utf8).gather(np.tile(np.arange(p), len(rows))),
-            pl.Series("estimate", fit.params[take, col]),
-            pl.Series("std_error", fit.std_errors[take, col]),
-            pl.Series("t_stat", fit.tstats[take, col]),
+            pl.Series("estimate", estimate),
+            pl.Series("std_error", std_error),
+            pl.Series("t_stat", t_stat),
             pl.Series("r2", np.repeat(fit.r2[rows], p)),
             pl.Series("adj_r2", np.repeat(fit.adj_r2[rows], p)),
             pl.Series("rmse", np.repeat(fit.rmse[rows], p)),
             pl.Series("nobs", np.repeat(fit.nobs[rows], p)),
         )
         return tag(frame, *self.tags) if self.tags else frame
-
-
-def fit_column(fit: Any, name: str, rows: Any, j: int | None = None) -> Any:
-    """``getattr(fit, name)[rows]`` (column ``j`` of a 2-D field): chunk by chunk when ``fit`` still holds
-    its batches in ``_fits`` (model._ChunkedFit), without concatenating the whole field first."""
-    import numpy as np
-
-    chunks = getattr(fit, "_fits", None)
-    if chunks is None or name in vars(fit):
-        value = getattr(fit, name)
-        return (value if j is None else value[:, j])[rows]
-    parts, lo = [], 0
-    for f in chunks:
-        value = getattr(f, name)
-        hi = lo + len(value)
-        parts.append((value if j is None else value[:, j])[rows[lo:hi]])
-        lo = hi
-    return np.concatenate(parts)
 
 
 class _LazyFrame:

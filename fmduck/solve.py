@@ -13,8 +13,6 @@ a number. Outputs are column-major: ``params[:, j]`` is contiguous.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,18 +142,6 @@ def _dot(a: list, b: list) -> np.ndarray:
 
 
 _CHUNK = 1 << 14  # groups per vectorised block: keeps most of the ~k² temporaries of one block in cache
-_THREADS = int(os.environ.get("FMDUCK_SOLVE_THREADS", "1"))  # numpy releases the GIL inside each vector operation
-
-
-def _run_blocks(block, g: int) -> None:
-    """Call ``block(lo)`` for every block of groups, on up to two threads for large batches."""
-    starts = range(0, g, _CHUNK)
-    if _THREADS > 1 and len(starts) >= 8:
-        with ThreadPoolExecutor(_THREADS) as pool:
-            list(pool.map(block, starts))
-    else:
-        for lo in starts:
-            block(lo)
 
 
 def _cholesky(a: list[list], k: int, g: int, rcond: float) -> tuple[list, list[list], list, np.ndarray]:
@@ -233,7 +219,7 @@ def spd_inverse(a: np.ndarray, rcond: float = 1e-10) -> tuple[np.ndarray, np.nda
     inverse = np.empty((g, k, k))
     singular = np.zeros(g, dtype=bool)
 
-    def block(lo: int) -> None:
+    for lo in range(0, g, _CHUNK):
         hi = min(lo + _CHUNK, g)
         part = a[lo:hi]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -243,8 +229,6 @@ def spd_inverse(a: np.ndarray, rcond: float = 1e-10) -> tuple[np.ndarray, np.nda
                 inverse[lo:hi, i, j] = inv[i][j]
                 inverse[lo:hi, j, i] = inv[i][j]
         singular[lo:hi] = sing
-
-    _run_blocks(block, g)
     inverse[singular] = np.nan
     return inverse, singular
 
@@ -292,7 +276,7 @@ def ols(
     too_few = np.empty(g, dtype=bool)
     flat_y = np.empty(g, dtype=bool)
 
-    def block(lo: int) -> None:
+    for lo in range(0, g, _CHUNK):
         hi = min(lo + _CHUNK, g)
         # a shift per group: one vector per variable; a common shift: scalars
         shifts = [shift[lo:hi, i] for i in range(m)] if shift.ndim == 2 else [float(v) for v in shift]
@@ -300,8 +284,6 @@ def ols(
             _ols_block(mom.rows(lo, hi), shifts, k, p, intercept, min_df, rcond,
                        params[lo:hi], std_errors[lo:hi], r2[lo:hi], adj_r2[lo:hi], rmse[lo:hi], ok[lo:hi],
                        singular[lo:hi], too_few[lo:hi], flat_y[lo:hi])
-
-    _run_blocks(block, g)
     reason = np.full(g, "", dtype=object)
     reason[flat_y & ~too_few] = NO_VARIATION  # still estimable: slopes 0, R² undefined
     reason[singular] = SINGULAR

@@ -17,7 +17,8 @@ import pytest
 
 from fmduck import moments as moments_mod
 from fmduck import solve
-from fmduck.model import FamaMacBeth, _long_first_pass
+from fmduck.model import FamaMacBeth
+from fmduck.results import FirstPass
 from fmduck.spec import Spec
 
 
@@ -114,10 +115,9 @@ def _close(a, b, tol=1e-10, normwise=False):
 
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 6])
 @pytest.mark.parametrize("intercept", [True, False])
-@pytest.mark.parametrize("chunk,threads", [(1 << 13, 1), (7, 1), (5, 2)])
-def test_blocked_solver_matches_reference(monkeypatch, m, intercept, chunk, threads):
+@pytest.mark.parametrize("chunk", [1 << 13, 7, 5])
+def test_blocked_solver_matches_reference(monkeypatch, m, intercept, chunk):
     monkeypatch.setattr(solve, "_CHUNK", chunk)
-    monkeypatch.setattr(solve, "_THREADS", threads)
     rng = np.random.default_rng(m * 10 + intercept)
     n, sums, cross, shift = _batch(rng, 400, m)
     got = solve.ols_from_moments(n, sums, cross, shift, intercept=intercept, min_df=2)
@@ -329,14 +329,14 @@ def test_long_first_pass_matches_concat_and_sort(rolling):
         keys = pl.DataFrame({"asset": [f"x{i}" for i in rng.permutation(g)]}).with_columns(
             pl.lit(None, pl.Utf8).alias("period"), pl.lit(None, pl.Int64).alias("period_index"))
     terms = ["const", "zeta", "alpha", "mkt"]
-    assert _long_first_pass(keys, terms, fit, ok).equals(_ref_long(keys, terms, fit, ok))
+    assert FirstPass(keys, terms, fit, ok).long().equals(_ref_long(keys, terms, fit, ok))
 
 
 @pytest.mark.parametrize("window", [20, None])
 def test_first_pass_held_wide_matches_long_and_stored(window):
     """results.first_pass (built lazily from the wide pass-1 results), its pieces, and the rows written
     by the SQL unpivot (DuckDB) and by the batched insert (other engines) are the same long table."""
-    from fmduck.results import FirstPass, load_run
+    from fmduck.results import load_run
 
     returns, factors = _panel(6, assets=25, periods=60)
     con = duckdb.connect()
