@@ -89,6 +89,24 @@ def test_characteristics_from_dataframes(engine):
     assert_same_results(got, duckdb_fit(panel, factors, options), label="spark vs duckdb")
 
 
+def test_pooled_design_grouping_sets(engine, data_dir, tmp_path):
+    """design pooled (its score sums grouped three ways in one GROUPING SETS scan) on Spark = DuckDB."""
+    import duckdb
+    import numpy as np
+
+    from fmduck.designs.pooled import PooledOLS
+
+    pl.read_csv(data_dir / "petersen_test_data.csv").write_parquet(tmp_path / "petersen.parquet")
+    options = {"design": "pooled", "asset": "firm", "period": "year", "ret": "y", "chars": ["x"]}
+    got = PooledOLS(Spec(name="sp", returns=str(tmp_path / "petersen.parquet"), **options), engine).fit(write=False)
+    want = PooledOLS(Spec(name="dd", returns=str(tmp_path / "petersen.parquet"), **options),
+                     duckdb.connect()).fit(write=False)
+    a, b = got.estimates.sort("se_type", "term"), want.estimates.sort("se_type", "term")
+    assert a["se_type"].to_list() == b["se_type"].to_list() and a.height >= 12
+    np.testing.assert_allclose(a["std_error"].to_numpy(), b["std_error"].to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(a["estimate"].to_numpy(), b["estimate"].to_numpy(), rtol=1e-10)
+
+
 def test_results_tables_written_replaced_and_read_back(engine, spark):
     """Quoted, mixed-case columns; run stored in database "FM Res", replaced (staged swap), read back."""
     panel, factors, options = case("full")
