@@ -19,9 +19,8 @@ import duckdb
 import polars as pl
 
 from fmduck import templates
-from fmduck.errors import InputError
+from fmduck.errors import FmduckError, InputError
 
-_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _NUMERIC = re.compile(
     r"^(TINYINT|SMALLINT|INTEGER|INT|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|"
     r"FLOAT|REAL|DOUBLE|DOUBLE PRECISION|DECIMAL.*|NUMERIC.*|INT\d|FLOAT\d)$",
@@ -43,45 +42,86 @@ class Relation:
 
 
 class Engine(Protocol):
+    """What fmduck needs of a database. Every engine solves in place: the solve is SQL (fmduck/sqlsolve.py)
+    and runs where the data is; only per-period and per-run tables come back to Python."""
+
     dialect: str
 
     def relation(self, source: Any, role: str) -> Relation: ...
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame: ...
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
+    def create_scratch(self, name: str, statement: str, params: dict[str, Any] | None = None) -> None: ...
+    def drop_scratch(self, name: str) -> None: ...
     def upload(self, name: str, frame: pl.DataFrame) -> None: ...
     def drop_upload(self, name: str) -> None: ...
-    def transaction(self) -> Any: ...
+    def transaction(self, *, rollback: bool = False) -> Any: ...
     def insert(self, table_sql: str, frame: pl.DataFrame) -> None: ...
     def create_table(self, table_sql: str, frame: pl.DataFrame, *, replace: bool = False) -> None: ...
-    # Optional: delete_rows(table_sql, column, value) - engines without DELETE (Spark) stage it in
-    # transaction(); results.write_run uses it instead of sql/results/delete_run.sql.j2 when present.
+    # Optional: query_batches(sql, params, rows) - results in pieces; lock(key) - a lock held until the
+    # transaction ends (PostgreSQL: advisory); delete_rows(table_sql, column, value) - engines without
+    # DELETE (Spark) stage it in transaction(); check_writable(ddl) - engines without transactional DDL.
 
 
-def bind(sql: str, params: dict[str, Any] | None, marker: re.Pattern[str] = _PARAM) -> dict[str, Any]:
-    """The subset of ``params`` that ``sql`` uses (DuckDB refuses unused named parameters); ``marker``
-    finds the names in the dialect's parameter syntax (``$name``, ``%(name)s``, ``:name``)."""
-    used = set(marker.findall(sql))
+def bind(sql: str, params: dict[str, Any] | None, dialect: str = "duckdb") -> dict[str, Any]:
+    """The subset of ``params`` that ``sql`` uses (DuckDB refuses unused named parameters). The names
+    come from the parsed statement (:func:`fmduck.templates.placeholders`), never from scanning text
+    that may hold quoted identifiers such as ``"price$usd"``."""
+    used = templates.placeholders(sql, dialect)
     missing = used - set(params or {})
     if missing:
         raise KeyError(f"SQL parameters without a value: {', '.join(sorted(missing))}")
     return {k: v for k, v in (params or {}).items() if k in used}
 
 
+@contextmanager
+def errors() -> Iterator[None]:
+    """DuckDB's errors that are the user's to fix, as fmduck errors (others pass: they are bugs)."""
+    try:
+        yield
+    except duckdb.OutOfMemoryException as exc:
+        raise FmduckError(f"DuckDB ran out of memory ({_first_line(exc)}); give it more with --memory-limit "
+                          "(e.g. --memory-limit 8GB), or fewer threads (--threads 1)") from exc
+    except duckdb.IOException as exc:
+        raise FmduckError(f"DuckDB could not read or write a file: {_first_line(exc)}") from exc
+    except (duckdb.ConversionException, duckdb.OutOfRangeException) as exc:
+        raise InputError(f"a value could not be converted or is out of range: {_first_line(exc)}") from exc
+
+
 class DuckDBEngine:
-    """fmduck's view of one DuckDB connection."""
+    """fmduck's view of one DuckDB connection (``read_only``: open a file without write access, e.g. a
+    source when the results go elsewhere; ``memory_limit``/``threads``: DuckDB settings)."""
 
     dialect = "duckdb"
 
-    def __init__(self, database: str | Path | duckdb.DuckDBPyConnection = ":memory:", *, threads: int | None = None):
+    def __init__(self, database: str | Path | duckdb.DuckDBPyConnection = ":memory:", *, threads: int | None = None,
+                 memory_limit: str | None = None, read_only: bool = False):
         if isinstance(database, duckdb.DuckDBPyConnection):
             self.con = database
             self.path = None
         else:
             self.path = str(database)
-            self.con = duckdb.connect(self.path)
-        if threads is not None:
-            self.con.execute(f"SET threads = {int(threads)}")
+            if self.path != ":memory:" and not Path(self.path).parent.exists():
+                raise FmduckError(f"cannot open DuckDB database {self.path}: folder "
+                                  f"{str(Path(self.path).parent)!r} does not exist")
+            if read_only and self.path != ":memory:" and not Path(self.path).exists():
+                raise FmduckError(f"database not found: {self.path}")
+            try:
+                self.con = duckdb.connect(self.path, read_only=read_only and self.path != ":memory:")
+            except duckdb.Error as exc:
+                raise FmduckError(f"cannot open DuckDB database {self.path}: {_first_line(exc)}"
+                                  + (" (another process holds it open)" if "lock" in str(exc).lower() else "")) from exc
         self._registered: set[str] = set()
+        self.configure(threads=threads, memory_limit=memory_limit)
+
+    def configure(self, *, threads: int | None = None, memory_limit: str | None = None) -> None:
+        """Apply engine settings (values checked by the Spec: an integer, a size such as 4GB)."""
+        try:
+            if threads is not None:
+                self.con.execute(f"SET threads = {int(threads)}")
+            if memory_limit is not None:
+                self.con.execute("SET memory_limit = " + templates.literal(str(memory_limit).strip()))
+        except duckdb.Error as exc:
+            raise FmduckError(f"cannot apply the engine settings: {_first_line(exc)}") from exc
 
     # ---------------------------------------------------------------- inputs
     def relation(self, source: Any, role: str) -> Relation:
@@ -114,19 +154,29 @@ class DuckDBEngine:
 
     # ---------------------------------------------------------------- SQL
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
-        return self.con.sql(sql, params=(bind(sql, params) or None) if params else None).pl()
+        with errors():
+            return self.con.sql(sql, params=bind(sql, params) or None).pl()
 
     def query_batches(self, sql: str, params: dict[str, Any] | None = None,
                       rows: int = 1 << 17) -> Iterator[pl.DataFrame]:
         """The result of ``sql`` as polars frames of about ``rows`` rows each, streamed (never all at once)."""
-        reader = self.con.sql(sql, params=(bind(sql, params) or None) if params else None).to_arrow_reader(rows)
-        for batch in reader:
-            if batch.num_rows:
-                yield pl.from_arrow(batch)
+        with errors():
+            reader = self.con.sql(sql, params=bind(sql, params) or None).to_arrow_reader(rows)
+            for batch in reader:
+                if batch.num_rows:
+                    yield pl.from_arrow(batch)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        for statement in _split(sql):
-            self.con.execute(statement, (bind(statement, params) or None) if params else None)
+        with errors():
+            for statement in templates.statements(sql, self.dialect):
+                self.con.execute(statement, bind(statement, params) or None)
+
+    def create_scratch(self, name: str, statement: str, params: dict[str, Any] | None = None) -> None:
+        """Run the statement that materializes a scratch table (a TEMPORARY table, dropped with the run)."""
+        self.execute(statement, params)
+
+    def drop_scratch(self, name: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
     def upload(self, name: str, frame: pl.DataFrame) -> None:
         """Make ``frame`` readable by SQL as ``name`` for this connection (zero-copy in DuckDB)."""
@@ -139,14 +189,15 @@ class DuckDBEngine:
             self._registered.discard(name)
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, rollback: bool = False) -> Iterator[None]:
+        """One transaction; ``rollback``: undo it even on success (a probe of what would be written)."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             yield
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        self.con.execute("ROLLBACK" if rollback else "COMMIT")
 
     def insert(self, table_sql: str, frame: pl.DataFrame) -> None:
         """Append ``frame`` to an existing table, matching columns by name."""
@@ -196,10 +247,6 @@ def _is_dataframe(obj: Any) -> bool:
     if isinstance(obj, pl.DataFrame):
         return True
     return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns") and hasattr(obj, "iloc")
-
-
-def _split(sql: str) -> list[str]:
-    return [s for s in (part.strip() for part in sql.split(";\n")) if s]
 
 
 def _first_line(exc: Exception) -> str:

@@ -66,21 +66,30 @@ def bartlett_gamma(dev: np.ndarray, lags: int) -> np.ndarray:
     return gamma
 
 
+def factor_covariance(factor_returns: np.ndarray) -> np.ndarray:
+    """Σ_f: the sample covariance (ddof 1) of the factors over the periods that have them."""
+    return np.atleast_2d(np.cov(factor_returns, rowvar=False, ddof=1))
+
+
 def shanken_covariance(
     v_fm: np.ndarray,
     lambda_bar: np.ndarray,
-    factor_returns: np.ndarray,
+    factor_returns: np.ndarray | None,
     factor_positions: list[int],
     periods: int | None = None,
+    sigma_f: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Shanken (1992) errors-in-variables corrected covariance and its factor c.
 
-    ``factor_positions`` are the indices of the factor terms in ``lambda_bar``;
-    ``factor_returns[T_f, K]`` are the factors over the pass-2 periods that have them. ``periods``
-    is the T of V_FM (the number of λ_t); it differs from T_f when a factor value is NULL.
+    ``factor_positions`` are the indices of the factor terms in ``lambda_bar``; ``sigma_f`` is the
+    factor covariance (or it is computed from ``factor_returns[T_f, K]``, the factors over the pass-2
+    periods that have them). ``periods`` is the T of V_FM (the number of λ_t); it differs from T_f
+    when a factor value is NULL.
     """
+    if sigma_f is None:
+        sigma_f = factor_covariance(factor_returns)
     t = periods if periods is not None else factor_returns.shape[0]
-    sigma_f = np.atleast_2d(np.cov(factor_returns, rowvar=False, ddof=1))
+    sigma_f = np.atleast_2d(sigma_f)
     lam_f = lambda_bar[factor_positions]
     try:
         c = float(lam_f @ np.linalg.solve(sigma_f, lam_f))

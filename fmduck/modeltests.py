@@ -21,7 +21,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -30,10 +30,6 @@ from sqlglot import exp
 
 from fmduck import templates
 from fmduck.errors import FmduckError
-from fmduck.moments import Variable
-
-if TYPE_CHECKING:
-    from fmduck.model import FamaMacBeth
 
 COLUMNS = {"test": pl.Utf8, "se_type": pl.Utf8, "distribution": pl.Utf8, "statistic": pl.Float64,
            "df1": pl.Int64, "df2": pl.Int64, "p_value": pl.Float64, "note": pl.Utf8}
@@ -137,13 +133,17 @@ def wald_test(results: Any, restriction: Any, value: Any = None, se_type: str = 
 
 
 # ====================================================================== residual cross-moments (SQL)
-def _cross(model: FamaMacBeth, label: str, resid: exp.Expression, **source: Any) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+def _resid_query(run: Any, src: Any, resid: exp.Expression, params: dict[str, Any], periods_only: bool,
+                 label: str) -> pl.DataFrame:
+    variables = [{"expr": templates.sql(resid), "alias": "v0", "shift": "CAST(0 AS DOUBLE)"}]
+    sql = templates.render("resid_cross", run.dialect, periods_only=periods_only, src=src, variables=variables)
+    return run.query(label, sql, params)
+
+
+def _cross(run: Any, label: str, src: Any, resid: exp.Expression, params: dict[str, Any]
+           ) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
     """Assets, n[N, N], Σe_i e_j[N, N], Σe_i over common periods [N, N] (row i, col j) from SQL."""
-    context, params = model._row_source(**source)
-    context["variables"] = [{"expr": templates.sql(resid), "alias": "v0", "shift": "shift_0"}]
-    sql = templates.render("resid_cross", model.engine.dialect, periods_only=False, **context)
-    model._record(label, sql)
-    frame = model.engine.query(sql, {**params, "shift_0": 0.0})
+    frame = _resid_query(run, src, resid, params, False, label)
     assets = sorted(set(frame["asset_i"].cast(pl.Utf8).to_list()) | set(frame["asset_j"].cast(pl.Utf8).to_list()))
     pos = {a: i for i, a in enumerate(assets)}
     ii = np.array([pos[a] for a in frame["asset_i"].cast(pl.Utf8).to_list()], dtype=np.int64)
@@ -156,77 +156,61 @@ def _cross(model: FamaMacBeth, label: str, resid: exp.Expression, **source: Any)
     return assets, n, sij, si
 
 
-def _periods(model: FamaMacBeth, resid: exp.Expression, **source: Any) -> np.ndarray:
-    context, params = model._row_source(**source)
-    context["variables"] = [{"expr": templates.sql(resid), "alias": "v0", "shift": "shift_0"}]
-    sql = templates.render("resid_cross", model.engine.dialect, periods_only=True, **context)
-    return model.engine.query(sql, {**params, "shift_0": 0.0})["pidx"].to_numpy()
-
-
 def _balanced(n: np.ndarray, t_periods: int) -> bool:
     return bool(n.size) and bool(np.all(n == t_periods))
 
 
 # ====================================================================== GRS and pricing χ²
-def model_tests(model: FamaMacBeth, inputs: Any, first_pass: pl.DataFrame, betas: pl.DataFrame | None,
-                lambdas: pl.DataFrame, regressors: list[Variable], pricing: pl.DataFrame) -> pl.DataFrame:
-    """Every test the run supports (called inside ``fit`` while the uploads exist)."""
+def model_tests(run: Any, spec: Any, setup: Any, state: Any, covariances: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Every test the run supports (called while the run's scratch tables exist)."""
     from fmduck.conventions import preset
 
-    spec = model.spec
+    lambdas = state["lambdas"]
     terms = spec.terms
-    t = lambdas.height
     estimate = lambdas.select(terms).to_numpy().astype(np.float64).mean(axis=0)
-    f_form = preset(spec.conventions).wald_f
-    rows = wald_rows(estimate, model._covariances, terms, t, f_form)
-    if spec.beta_based and not spec.rolling:
-        rows += _grs_and_pricing(model, inputs, first_pass, lambdas, regressors, pricing)
+    rows = wald_rows(estimate, covariances, terms, lambdas.height, preset(spec.conventions).wald_f)
+    if spec.beta_based and not spec.rolling and setup.first_pass:
+        rows += _grs_and_pricing(run, spec, setup, state)
     return pl.DataFrame(rows, schema=COLUMNS)
 
 
 MAX_PAIR_ROWS = 200_000_000  # N(N+1)/2 · T rows in the self-join: beyond this the N x N tests are skipped
 
 
-def _grs_and_pricing(model: FamaMacBeth, inputs: Any, first_pass: pl.DataFrame, lambdas: pl.DataFrame,
-                     regressors: list[Variable], pricing: pl.DataFrame) -> list[dict[str, Any]]:
-    spec = model.spec
+def _grs_and_pricing(run: Any, spec: Any, setup: Any, state: Any) -> list[dict[str, Any]]:
     k = len(spec.factor_cols)
-    wide = first_pass.pivot(on="term", index="asset", values="estimate").sort("asset")
-    nobs = first_pass.filter(pl.col("term") == "const")["nobs"].to_numpy()
+    wide = run.query("first-pass alphas and betas (GRS)", templates.transpile(
+        f"SELECT CAST(asset AS VARCHAR) AS asset, nobs, "
+        + ", ".join(f"e{j} AS {templates.ident(t)}" for j, t in enumerate(["const", *spec.factor_cols]))
+        + f" FROM {setup.first_pass} WHERE ok ORDER BY 1", run.dialect))
+    nobs = wide["nobs"].to_numpy()
     big_n = wide.height
     p = len(spec.terms)
-    fitted: exp.Expression = exp.column("a", table="b")
-    for j, fv in enumerate(inputs.factors_vars):
-        fitted = exp.Add(this=fitted, expression=exp.Mul(this=exp.column(f"b{j}", table="b"),
+    fitted: exp.Expression = exp.column("e0", table="b")
+    for j, fv in enumerate(setup.variables.factors):
+        fitted = exp.Add(this=fitted, expression=exp.Mul(this=exp.column(f"e{j + 1}", table="b"),
                                                          expression=exp.Paren(this=fv.expr)))
-    resid = exp.Sub(this=exp.Paren(this=inputs.y.expr), expression=exp.Paren(this=fitted))
+    resid = exp.Sub(this=exp.Paren(this=setup.variables.y.expr), expression=exp.Paren(this=fitted))
     if big_n == 0 or not np.all(nobs == nobs[0]):  # unbalanced at a glance: no SQL, no N x N work
-        t_max = int(nobs.max()) if big_n else 0
-        return [_skip("grs", None, f"unbalanced panel: not every asset has all {t_max} periods"),
+        t_max = int(state["lambdas"].height)
+        return [_skip("grs", None, f"unbalanced panel: not every asset has a return in all {t_max} periods"),
                 _skip("pricing_chi2", None, "characteristics vary over time; the test needs constant betas"
                       if spec.chars else "unbalanced panel")]
-    params_table = f"{model._tables['betas']}_grs"
-    source = {"factors": inputs.factors.sql, "betas": "full", "betas_table": templates.ident(params_table)}
-    upload = wide.select(pl.col("asset"), pl.col("const").alias("a"),
-                         *[pl.col(f).alias(f"b{j}") for j, f in enumerate(spec.factor_cols)])
-    model.engine.upload(params_table, upload)
-    try:
-        pidx = _periods(model, resid, **source)
-        t_ts = len(pidx)
-        # balanced: every asset has a first-pass observation in each of the T periods (checked before any N x N work)
-        balanced = bool(big_n) and bool(np.all(nobs == t_ts))
-        too_big = big_n * (big_n + 1) // 2 * t_ts > MAX_PAIR_ROWS
-        want_grs = balanced and big_n < t_ts - k and not too_big
-        want_pricing = balanced and not spec.chars and 0 < big_n - p < t_ts and not too_big
-        if want_grs or want_pricing:
-            assets, n, sij, _ = _cross(model, "first-pass residual cross-moments (GRS)", resid, **source)
-            balanced = balanced and _balanced(n, t_ts)
-    finally:
-        model.engine.drop_upload(params_table)
+    src = setup.src.with_(betas="full", betas_table=setup.first_pass)
+    pidx = _resid_query(run, src, resid, {}, True, "first-pass residual periods (GRS)")["pidx"].to_numpy()
+    t_ts = len(pidx)
+    # balanced: every asset has a first-pass observation in each of the T periods (checked before any N x N work)
+    balanced = bool(big_n) and bool(np.all(nobs == t_ts))
+    too_big = big_n * (big_n + 1) // 2 * t_ts > MAX_PAIR_ROWS
+    want_grs = balanced and big_n < t_ts - k and not too_big
+    want_pricing = balanced and not spec.chars and 0 < big_n - p < t_ts and not too_big
+    if want_grs or want_pricing:
+        assets, n, sij, _ = _cross(run, "first-pass residual cross-moments (GRS)", src, resid, {})
+        balanced = balanced and _balanced(n, t_ts)
     rows: list[dict[str, Any]] = []
     size_note = f"N = {big_n} test assets: the N x N cross-moments over T = {t_ts} periods are too large"
     if not balanced:
-        rows.append(_skip("grs", None, f"unbalanced panel: not every asset has all {t_ts} periods"))
+        rows.append(_skip("grs", None, f"unbalanced panel: not every asset has a return in all {t_ts} periods"))
     elif big_n >= t_ts - k:
         rows.append(_skip("grs", None, f"N = {big_n} test assets is not below T - K = {t_ts - k}"))
     elif too_big:
@@ -238,7 +222,7 @@ def _grs_and_pricing(model: FamaMacBeth, inputs: Any, first_pass: pl.DataFrame, 
         rows.append(_skip("pricing_chi2", None, reason))
     if not (want_grs or want_pricing) or not balanced:
         return rows
-    series = model._factor_series(inputs)
+    series = state["factor_series"]
     f = (pl.DataFrame({"pidx": pidx}).join(series, on="pidx", how="left")
          .select([f"f{j}" for j in range(k)]).to_numpy().astype(np.float64))
     if want_grs:
@@ -254,30 +238,29 @@ def _grs_and_pricing(model: FamaMacBeth, inputs: Any, first_pass: pl.DataFrame, 
                          f"GRS (1989) on first-pass alphas, N = {big_n}, T = {t_ts}, K = {k}; "
                          "assumes traded excess-return factors"))
     if want_pricing:
-        rows += _pricing_chi2(model, inputs, lambdas, regressors, pricing, assets, sij / t_ts, wide, f)
+        rows += _pricing_chi2(run, spec, setup, state, assets, sij / t_ts, wide, f)
     return rows
 
 
-def _pricing_chi2(model: FamaMacBeth, inputs: Any, lambdas: pl.DataFrame, regressors: list[Variable],
-                  pricing: pl.DataFrame, assets: list[str], sigma: np.ndarray, wide: pl.DataFrame,
-                  f: np.ndarray) -> list[dict[str, Any]]:
-    spec = model.spec
+def _pricing_chi2(run: Any, spec: Any, setup: Any, state: Any, assets: list[str], sigma: np.ndarray,
+                  wide: pl.DataFrame, f: np.ndarray) -> list[dict[str, Any]]:
+    from fmduck.passes import pass2, pricing
+
     terms = spec.terms
+    lambdas = state["lambdas"]
     t = lambdas.height
     p = len(terms)
-    alpha = pricing.filter(pl.col("asset").is_in(assets)).sort("asset")["alpha"].to_numpy()
+    errors = state["pricing_errors"]
+    alpha = errors.filter(pl.col("asset").is_in(assets)).sort("asset")["alpha"].to_numpy()
     big_n = len(alpha)
     dof = big_n - p
     if dof < 1 or len(alpha) != len(assets):
         return [_skip("pricing_chi2", None, f"N = {big_n} assets leave no degrees of freedom for {p} terms")]
     # FM covariance of the pricing errors: cross-moments of the pass-2 residuals (SQL)
-    fitted: exp.Expression | None = exp.column("l0", table="l") if spec.intercept else None
-    for j, reg in enumerate(regressors):
-        term = exp.Mul(this=exp.column(f"l{j + int(spec.intercept)}", table="l"), expression=exp.Paren(this=reg.expr))
-        fitted = term if fitted is None else exp.Add(this=fitted, expression=term)
-    resid = exp.Sub(this=exp.Paren(this=inputs.y.expr), expression=exp.Paren(this=fitted))
-    source = {**model._pass2_source(inputs, True), "lambdas_table": templates.ident(model._tables["lambdas"])}
-    names, n, sij, si = _cross(model, "pass-2 residual cross-moments (pricing-error chi2)", resid, **source)
+    resid = pricing.residual(spec, setup.pass2.regressors, setup.variables.y)
+    src = setup.pass2.src.with_(lambdas_table=setup.pass2.table)
+    names, n, sij, si = _cross(run, "pass-2 residual cross-moments (pricing-error chi2)", src, resid,
+                               pass2.params(spec))
     rows: list[dict[str, Any]] = []
     if names != assets or not _balanced(n, t):
         rows.append(_skip("pricing_chi2", "fm", "pass-2 residuals are not balanced over the estimated periods"))

@@ -45,7 +45,7 @@ def validate_spec_options(spec: Any) -> None:
     if spec.absorb is not None and spec.absorb in spec.chars:
         raise SpecError(f"--absorb {spec.absorb!r} is also a characteristic; it is absorbed, not estimated")
     if spec.grid is not None:
-        from fmduck.grid import validate_grid
+        from fmduck.designs.grid import validate_grid
 
         validate_grid(spec)
 
@@ -93,7 +93,8 @@ def plan(spec: Any) -> list[dict[str, Any]]:
 
 
 def build(spec: Any, returns: Any, dialect: str) -> tuple[str, dict[str, float], list[dict[str, Any]]] | None:
-    """(prepared panel SQL, its bound parameters, the steps) for ``spec``, or None when nothing is asked."""
+    """(prepared panel SQL in DuckDB syntax for ``dialect``, its bound parameters, the steps), or None
+    when nothing is asked."""
     from fmduck import templates
 
     steps = plan(spec)
@@ -109,7 +110,7 @@ def build(spec: Any, returns: Any, dialect: str) -> tuple[str, dict[str, float],
         columns.append({"ident": templates.ident(name), "i": i,
                         "scale": step["scale"] if step else None,
                         "winsorize": bool(step and step["winsorize"] is not None)})
-    sql = templates.render("prepare", dialect, returns=returns.sql, period=templates.ident(spec.period),
+    sql = templates.source("prepare", dialect, returns=returns.sql, period=templates.ident(spec.period),
                            columns=columns)
     params = {}
     for i, step in enumerate(steps):
@@ -119,22 +120,8 @@ def build(spec: Any, returns: Any, dialect: str) -> tuple[str, dict[str, float],
     return sql, params, steps
 
 
-def apply(model: Any, inputs: Any) -> str | None:
-    """Point the model's row source at the prepared panel (a subquery); returns a note or None.
-
-    Prepared characteristics get shift 0 (standardized and ranked values are centred already;
-    winsorized ones keep the profile mean of the raw column)."""
-    from fmduck.moments import Variable
-
-    built = build(model.spec, inputs.returns, model.engine.dialect)
-    if built is None:
-        return None
-    sql, params, steps = built
-    model._record("per-period preparation (used as the panel by every later query)", sql)
-    model._prepared_sql = f"({sql})"
-    model._prepared_params = params
-    scaled = {s["name"] for s in steps if s["scale"]}
-    inputs.chars_vars = [Variable(v.name, v.expr, 0.0 if v.name in scaled else v.shift) for v in inputs.chars_vars]
+def note(steps: list[dict[str, Any]]) -> str:
+    """The summary note that says what was prepared."""
     parts = []
     for s in steps:
         what = [f"winsorized at {s['winsorize']:g}/{1 - s['winsorize']:g} quantiles"] if s["winsorize"] else []

@@ -1,7 +1,7 @@
 """Batched OLS from moment sums: one vectorised solve for every group (no I/O, no Python loop over groups).
 
-Every regression in fmduck (pass 1 per asset or per rolling window, pass 2 per period, pricing
-errors per asset) arrives here as the output of ``sql/moments.sql.j2``: per group the count n, the
+The numpy backend of the one OLS algorithm (:mod:`fmduck.ols`; the SQL backend is
+:mod:`fmduck.sqlsolve`). Every regression that is solved in Python arrives here as the output of ``sql/moments.sql.j2``: per group the count n, the
 sums Σv_i and the cross-products Σv_i·v_j of shifted variables v = z − shift (regressors first,
 the dependent variable last), read column by column (:class:`MomentArrays`: zero-copy views of
 the query result, never a G × m × m stack). The normal equations are centred (intercept) or
@@ -14,13 +14,12 @@ a number. Outputs are column-major: ``params[:, j]`` is contiguous.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-SINGULAR = "singular or collinear regressors"
-TOO_FEW = "too few observations"
-NO_VARIATION = "dependent variable has no variation"
+from fmduck.ols import NO_VARIATION, RCOND, SINGULAR, TOO_FEW, cholesky_inverse, solve
 
 
 @dataclass(frozen=True)
@@ -133,82 +132,50 @@ class OLSBatch:
             return self.params / self.std_errors
 
 
-def _dot(a: list, b: list) -> np.ndarray:
-    """Σ_m a[m]·b[m] over lists of group vectors, summed left to right."""
-    acc = a[0] * b[0]
-    for x, y in zip(a[1:], b[1:]):
-        acc = acc + x * y
-    return acc
+class NumpyOps:
+    """:mod:`fmduck.ols`'s namespace on float64 vectors over the groups (NaN where a value is undefined)."""
+
+    nan = np.nan
+
+    @staticmethod
+    def const(x: float) -> float:
+        return float(x)
+
+    @staticmethod
+    def where(cond: np.ndarray, a: Any, b: Any) -> np.ndarray:
+        return np.where(cond, a, b)
+
+    sqrt = staticmethod(np.sqrt)
+
+    @staticmethod
+    def div(a: Any, b: Any) -> Any:
+        return a / b
+
+    @staticmethod
+    def gt(a: Any, b: Any) -> np.ndarray:
+        return np.greater(a, b)
+
+    @staticmethod
+    def lt(a: Any, b: Any) -> np.ndarray:
+        return np.less(a, b)
+
+    @staticmethod
+    def both(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a & b
+
+    @staticmethod
+    def negate(a: np.ndarray) -> np.ndarray:
+        return ~a
+
+    @staticmethod
+    def maximum0(x: np.ndarray) -> np.ndarray:
+        return np.maximum(x, 0.0)
 
 
 _CHUNK = 1 << 14  # groups per vectorised block: keeps most of the ~k² temporaries of one block in cache
 
 
-def _cholesky(a: list[list], k: int, g: int, rcond: float) -> tuple[list, list[list], list, np.ndarray]:
-    """Cholesky factor, entrywise over groups, of a symmetric matrix given by its lower triangle ``a[i][j]``.
-
-    The leading k × k block (the regressors) is scaled to a unit diagonal first; rows k… (right-hand
-    sides) are carried along unscaled, so their row of the factor is L⁻¹D⁻¹b. Returns ``(rd, lower, rl,
-    fine)``: ``rd[i]`` = 1/√a_ii, the factor's off-diagonal ``lower[i][j]`` (i > j), ``rl[j]`` =
-    1/lower[j][j], and ``fine``: every diagonal positive and every scaled pivot above ``rcond``.
-    """
-    # a group failing a test goes on with NaN or inf; its results are discarded by the caller
-    fine = np.ones(g, dtype=bool)
-    rd: list = []
-    for i in range(k):
-        fine &= a[i][i] > 0
-        rd.append(1.0 / np.sqrt(a[i][i]))
-    lower: list[list] = [[None] * i for i in range(len(a))]
-    rl: list = []
-    for j in range(k):
-        row = lower[j]
-        if j:
-            pivot = 1.0 - _dot(row, row)  # the scaled diagonal is 1
-            fine &= pivot > rcond
-            rl.append(1.0 / np.sqrt(pivot))
-        else:
-            rl.append(1.0)
-        for i in range(j + 1, len(a)):
-            off = a[i][j] * rd[j]
-            if i < k:
-                off *= rd[i]
-            if j:
-                off -= _dot(lower[i][:j], row)
-                off *= rl[j]
-            lower[i][j] = off
-    return rd, lower, rl, fine
-
-
-def _inverse_factor(lower: list[list], rl: list, k: int) -> list[list]:
-    """``linv[i][j]`` (i >= j) of the inverse of the unit-diagonal-scaled factor, by forward substitution."""
-    linv: list[list] = [[None] * (i + 1) for i in range(k)]
-    for i in range(k):
-        linv[i][i] = rl[i]
-        if i:
-            minus_rl = -rl[i]
-            for j in range(i):
-                linv[i][j] = _dot(lower[i][j:i], [linv[q][j] for q in range(j, i)]) * minus_rl
-    return linv
-
-
-def _cholesky_inverse(entry, g: int, k: int, rcond: float) -> tuple[list[list[np.ndarray]], np.ndarray]:
-    """Inverse entries ``inv[i][j]`` (1-D over groups, i >= j) of symmetric PSD matrices given entrywise.
-
-    ``entry(i, j)`` returns the (i, j) element for every group. Closed-form Cholesky of the matrix scaled
-    to a unit diagonal, forward substitution for the inverse of the factor, then L⁻ᵀL⁻¹ unscaled; every
-    operation is on length-G vectors, so the loops run over the k² entries only.
-    """
-    rd, lower, rl, fine = _cholesky([[entry(i, j) for j in range(i + 1)] for i in range(k)], k, g, rcond)
-    linv = _inverse_factor(lower, rl, k)
-    inverse: list[list[np.ndarray]] = [[None] * (i + 1) for i in range(k)]  # type: ignore[list-item]
-    for i in range(k):
-        for j in range(i + 1):
-            acc = _dot([linv[q][i] for q in range(i, k)], [linv[q][j] for q in range(i, k)])
-            inverse[i][j] = acc * (rd[i] * rd[j])
-    return inverse, ~fine
-
-
-def spd_inverse(a: np.ndarray, rcond: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+def spd_inverse(a: np.ndarray, rcond: float = RCOND) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of a stack of symmetric positive (semi)definite matrices ``a[G, k, k]``.
 
     Returns ``(inverse, singular)``; a singular matrix's inverse is NaN. The matrices are scaled to a
@@ -223,7 +190,7 @@ def spd_inverse(a: np.ndarray, rcond: float = 1e-10) -> tuple[np.ndarray, np.nda
         hi = min(lo + _CHUNK, g)
         part = a[lo:hi]
         with np.errstate(divide="ignore", invalid="ignore"):
-            inv, sing = _cholesky_inverse(lambda i, j: part[:, i, j], hi - lo, k, rcond)
+            inv, sing = cholesky_inverse(NumpyOps, lambda i, j: part[:, i, j], k, rcond)
         for i in range(k):
             for j in range(i + 1):
                 inverse[lo:hi, i, j] = inv[i][j]
@@ -241,7 +208,7 @@ def ols_from_moments(
     *,
     intercept: bool = True,
     min_df: int = 1,
-    rcond: float = 1e-10,
+    rcond: float = RCOND,
 ) -> OLSBatch:
     """:func:`ols` on stacked moments ``sums[G, m]`` and ``cross[G, m, m]`` (read through views, not copied)."""
     return ols(MomentArrays.from_stacked(n, sums, cross), shift, intercept=intercept, min_df=min_df, rcond=rcond)
@@ -253,7 +220,7 @@ def ols(
     *,
     intercept: bool = True,
     min_df: int = 1,
-    rcond: float = 1e-10,
+    rcond: float = RCOND,
 ) -> OLSBatch:
     """OLS of the last variable on the others, for every group at once.
 
@@ -263,83 +230,28 @@ def ols(
     ``params[:, j]`` and ``std_errors[:, j]`` are contiguous (column-major outputs).
     """
     g, m = len(mom), mom.m
-    k = m - 1
-    p = k + int(intercept)
+    p = m - 1 + int(intercept)
     shift = np.asarray(shift, dtype=np.float64)
     params = np.empty((p, g)).T
     std_errors = np.empty((p, g)).T
-    r2 = np.empty(g)
-    adj_r2 = np.empty(g)
-    rmse = np.empty(g)
-    ok = np.empty(g, dtype=bool)
-    singular = np.empty(g, dtype=bool)
-    too_few = np.empty(g, dtype=bool)
-    flat_y = np.empty(g, dtype=bool)
-
+    r2, adj_r2, rmse = np.empty(g), np.empty(g), np.empty(g)
+    ok, singular, too_few, flat_y = (np.empty(g, dtype=bool) for _ in range(4))
     for lo in range(0, g, _CHUNK):
         hi = min(lo + _CHUNK, g)
+        block = mom.rows(lo, hi)
         # a shift per group: one vector per variable; a common shift: scalars
         shifts = [shift[lo:hi, i] for i in range(m)] if shift.ndim == 2 else [float(v) for v in shift]
         with np.errstate(divide="ignore", invalid="ignore"):
-            _ols_block(mom.rows(lo, hi), shifts, k, p, intercept, min_df, rcond,
-                       params[lo:hi], std_errors[lo:hi], r2[lo:hi], adj_r2[lo:hi], rmse[lo:hi], ok[lo:hi],
-                       singular[lo:hi], too_few[lo:hi], flat_y[lo:hi])
+            sol = solve(NumpyOps, block.n, list(block.sums), block.product, shifts, intercept=intercept,
+                        min_df=min_df, rcond=rcond)
+        for j in range(p):
+            params[lo:hi, j] = sol.params[j]
+            std_errors[lo:hi, j] = sol.std_errors[j]
+        for out, value in ((r2, sol.r2), (adj_r2, sol.adj_r2), (rmse, sol.rmse), (ok, sol.ok),
+                           (singular, sol.singular), (too_few, sol.too_few), (flat_y, sol.flat_y)):
+            out[lo:hi] = value
     reason = np.full(g, "", dtype=object)
     reason[flat_y & ~too_few] = NO_VARIATION  # still estimable: slopes 0, R² undefined
     reason[singular] = SINGULAR
     reason[too_few] = TOO_FEW
     return OLSBatch(params, std_errors, r2, adj_r2, rmse, mom.n.astype(np.int64), ok, reason)
-
-
-def _ols_block(mom: MomentArrays, shift: list, k: int, p: int, intercept: bool, min_df: int, rcond: float,
-               params: np.ndarray, std_errors: np.ndarray, r2: np.ndarray, adj_r2: np.ndarray, rmse: np.ndarray,
-               ok: np.ndarray, singular: np.ndarray, too_few: np.ndarray, flat_y: np.ndarray) -> None:
-    """One block of groups of :func:`ols`; writes into the output slices.
-
-    The centred (intercept) or raw (no intercept) moment matrix of (x, y) is factored with y as the
-    last row: that row is c = L⁻¹D⁻¹Sxy, so SSR = Syy − c'c and the slopes are D⁻¹L⁻ᵀc.
-    """
-    n, s, m = mom.n, mom.sums, k + 1
-    rn = 1.0 / np.where(n > 0, n, 1.0)
-    if intercept:
-        mean = [v * rn for v in s]
-        a = [[mom.product(i, j) - s[i] * mean[j] for j in range(i + 1)] for i in range(m)]
-    else:
-        # raw moments about zero: Σ(v+s)(v+s)' = Σvv' + s Σv' + Σv s' + n s s'
-        a = [[mom.product(i, j) + shift[i] * s[j] + s[i] * shift[j] + n * (shift[i] * shift[j])
-              for j in range(i + 1)] for i in range(m)]
-    rd, lower, rl, fine = _cholesky(a, k, len(n), rcond)
-    linv = _inverse_factor(lower, rl, k)
-    c, syy = lower[k], a[k][k]
-    ssr = np.maximum(syy - _dot(c, c), 0.0) if k else np.maximum(syy, 0.0)
-    column = [[linv[q][i] for q in range(i, k)] for i in range(k)]  # of L⁻¹, from the diagonal down
-    slopes = [_dot(column[i], c[i:]) * rd[i] for i in range(k)]
-    spread = [np.sqrt(_dot(column[i], column[i])) * rd[i] for i in range(k)]  # √(Sxx⁻¹)_ii
-    df = n - p
-    np.less(df, min_df, out=too_few)
-    np.logical_or(too_few, ~fine, out=ok)  # bad groups, inverted below
-    np.logical_not(fine, out=singular)
-    np.logical_not(ok, out=ok)
-    mask = np.where(ok, 1.0, np.nan)  # × mask: NaN in every output of a bad group
-    s2 = ssr / np.where(df > 0, df, np.nan)
-    np.multiply(np.sqrt(s2), mask, out=rmse)
-    estimates, spreads = slopes, spread
-    if intercept:
-        xbar = [mean[i] + shift[i] for i in range(k)]
-        alpha = mean[k] + shift[k]
-        if k:
-            alpha = alpha - _dot(xbar, slopes)
-            scaled = [xbar[i] * rd[i] for i in range(k)]
-            u = [_dot(linv[i], scaled[: i + 1]) for i in range(k)]  # L⁻¹D⁻¹x̄
-            quad = _dot(u, u)
-            estimates, spreads = [alpha, *slopes], [np.sqrt(rn + quad), *spread]
-        else:
-            estimates, spreads = [alpha], [np.sqrt(rn)]
-    for j in range(p):
-        np.multiply(estimates[j], mask, out=params[:, j])
-        np.multiply(spreads[j], rmse, out=std_errors[:, j])
-    varies = syy > 0
-    np.logical_not(varies, out=flat_y)
-    unexplained = ssr / np.where(varies, syy, np.nan)  # 1 − R²
-    np.multiply(1.0 - unexplained, mask, out=r2)
-    np.multiply(1.0 - unexplained * (n - int(intercept)) / df, mask, out=adj_r2)

@@ -1,11 +1,18 @@
-"""Input checks that run before any estimate: each failure names the table, column or rows at fault."""
+"""Input checks: each failure names the table, column or rows at fault and says what to do.
+
+Checks on the catalog (columns and types) run before anything is rendered; checks on the data are
+plan steps (``sql/checks/*.sql.j2``) whose rows the functions here read: the profile of a relation
+(rows, NULL and NaN/Inf counts, means — kept as a scratch table whose means shift the moments) and
+repeated keys.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fmduck import templates
-from fmduck.engine import Engine, Relation
+from fmduck.engine import Relation
 from fmduck.errors import InputError
 
 _TEXT_TYPES = ("VARCHAR", "TEXT", "STRING")
@@ -18,30 +25,13 @@ class ColumnProfile:
     mean: float | None
 
 
-@dataclass(frozen=True)
-class Profile:
-    """One scan of a relation: its row count and, per numeric column, count, NaN/Inf count and mean."""
-
-    relation: str
-    n_rows: int
-    columns: dict[str, ColumnProfile]
-
-    def shift(self, column: str) -> float:
-        mean = self.columns[column].mean
-        return float(mean) if mean is not None else 0.0
-
-
 def require_columns(relation: Relation, columns: dict[str, str], numeric: list[str]) -> None:
     """``columns`` maps a role (``--ret``) to a column name; every one must exist, ``numeric`` ones numeric."""
     missing = [f"{role} {name!r}" for role, name in columns.items() if name not in relation.columns]
     if missing:
-        available = ", ".join(relation.columns) or "(none)"
+        available = ", ".join(repr(c) for c in relation.columns) or "(none)"
         raise InputError(f"{relation.label}: missing column(s) {', '.join(missing)}; it has: {available}")
-    wrong = [
-        f"{name!r} is {relation.columns[name]}"
-        for name in numeric
-        if not relation.is_numeric(name)
-    ]
+    wrong = [f"{name!r} is {relation.columns[name]}" for name in numeric if not relation.is_numeric(name)]
     if wrong:
         raise InputError(
             f"{relation.label}: column(s) must be numeric: {'; '.join(wrong)} "
@@ -49,26 +39,44 @@ def require_columns(relation: Relation, columns: dict[str, str], numeric: list[s
         )
 
 
+def period_family(type_name: str) -> str:
+    """date | timestamp | number | text | other, of a DuckDB type name."""
+    upper = type_name.upper()
+    if upper == "DATE":
+        return "date"
+    if upper.startswith("TIMESTAMP"):
+        return "timestamp"
+    if upper in _TEXT_TYPES:
+        return "text"
+    if Relation("", "", {"x": upper}).is_numeric("x"):
+        return "number"
+    return "other"
+
+
 def require_same_period_type(a: Relation, a_col: str, b: Relation, b_col: str) -> None:
-    fa, fb = _family(a.columns[a_col]), _family(b.columns[b_col])
-    if fa != fb:
-        raise InputError(
-            f"period columns do not match: {a.label}.{a_col} is {a.columns[a_col]} but "
-            f"{b.label}.{b_col} is {b.columns[b_col]}; convert one of them (fmduck load --period-format)"
-        )
+    fa, fb = period_family(a.columns[a_col]), period_family(b.columns[b_col])
+    dated = {"date", "timestamp"}
+    if fa == fb or (fa in dated and fb in dated):
+        return
+    raise InputError(
+        f"period columns do not match: {a.label}.{a_col} is {a.columns[a_col]} but {b.label}.{b_col} is "
+        f"{b.columns[b_col]}; give both the same type, e.g. load YYYYMM files with `fmduck load` (dates), "
+        "or CREATE VIEW ... AS SELECT CAST(period AS DATE) ... (dates on both sides then meet with --freq)"
+    )
 
 
-def profile(engine: Engine, relation: Relation, columns: list[str]) -> Profile:
-    """Count rows, non-NULL and non-finite values and means of ``columns`` in one scan."""
+# ====================================================================== profile
+def profile_source(dialect: str, relation: Relation, columns: list[str]) -> str:
+    """One scan: row count, and per column the non-NULL count, the NaN/Inf count and the mean."""
     spec = [{"ident": templates.ident(c), "alias": f"c{i}"} for i, c in enumerate(columns)]
-    sql = templates.render("checks/profile", engine.dialect, relation=relation.sql, columns=spec)
-    row = engine.query(sql).row(0, named=True)
-    out = {
-        c: ColumnProfile(int(row[f"c{i}_count"]), int(row[f"c{i}_nonfinite"] or 0), row[f"c{i}_mean"])
-        for i, c in enumerate(columns)
-    }
-    result = Profile(relation.label, int(row["n_rows"]), out)
-    if result.n_rows == 0:
+    return templates.source("checks/profile", dialect, relation=relation.sql, columns=spec)
+
+
+def read_profile(relation: Relation, columns: list[str], row: dict[str, Any]) -> dict[str, ColumnProfile]:
+    """The profile row of ``relation``; raises for an empty relation, NaN/Inf or an all-NULL column."""
+    out = {c: ColumnProfile(int(row[f"c{i}_count"] or 0), int(row[f"c{i}_nonfinite"] or 0), row[f"c{i}_mean"])
+           for i, c in enumerate(columns)}
+    if int(row["n_rows"] or 0) == 0:
         raise InputError(f"{relation.label} is empty")
     bad = [f"{c!r} ({p.nonfinite} rows)" for c, p in out.items() if p.nonfinite]
     if bad:
@@ -79,34 +87,48 @@ def profile(engine: Engine, relation: Relation, columns: list[str]) -> Profile:
     empty = [repr(c) for c, p in out.items() if p.count == 0]
     if empty:
         raise InputError(f"{relation.label}: column(s) {', '.join(empty)} hold only NULL values")
-    return result
+    return out
 
 
-def require_unique(engine: Engine, relation: Relation, keys: list[str], limit: int = 5) -> None:
-    """No NULL keys, and no two rows with the same key values."""
-    idents = [templates.ident(k) for k in keys]
-    count = templates.render("checks/duplicate_count", engine.dialect, relation=relation.sql, keys=idents)
-    counts = engine.query(count).row(0, named=True)  # NULL keys and repeated keys in one scan
-    n_null = int(counts["n_null"])
-    if n_null:
-        raise InputError(f"{relation.label}: {n_null} row(s) with NULL in key column(s) {', '.join(keys)}")
-    if not int(counts["n_rows"]):
-        return
-    sql = templates.render("checks/duplicates", engine.dialect, relation=relation.sql, keys=idents)
-    dup = engine.query(sql, {"limit": limit})
-    if dup.height:
-        examples = "; ".join(
-            ", ".join(f"{k}={row[k]!r}" for k in keys) + f" ({row['n_rows']} rows)"
-            for row in dup.iter_rows(named=True)
-        )
-        raise InputError(
-            f"{relation.label}: duplicate ({', '.join(keys)}) rows, e.g. {examples}; "
-            "each key must appear once"
-        )
+# ====================================================================== repeated keys
+def duplicate_count_source(dialect: str, relation_sql: str, keys: list[str]) -> str:
+    """NULL keys and repeated keys of ``relation_sql`` (key expressions ``keys``) in one sorted scan."""
+    return templates.source("checks/duplicate_count", dialect, relation=relation_sql, keys=keys)
 
 
-def _family(type_name: str) -> str:
-    upper = type_name.upper()
-    if upper == "DATE" or upper.startswith("TIMESTAMP"):
-        return "date"
-    return "text" if upper in _TEXT_TYPES else "number"
+def duplicates_source(dialect: str, relation_sql: str, keys: list[str], shown: list[str]) -> str:
+    """Up to $limit repeated keys with their row count and the ``shown`` source columns' values."""
+    return templates.source("checks/duplicates", dialect, relation=relation_sql, keys=keys, shown=shown)
+
+
+def null_keys_error(label: str, n_null: int, keys: list[str]) -> InputError:
+    return InputError(f"{label}: {n_null} row(s) with NULL in key column(s) {', '.join(keys)}")
+
+
+def duplicates_error(label: str, names: list[str], frame: Any) -> InputError:
+    """The repeated keys of ``frame`` (columns k<i>, n_rows, and shown source values) as one message."""
+    examples = []
+    for row in frame.iter_rows(named=True):
+        parts = [f"{name}={row[f'k{i}']!r}" for i, name in enumerate(names)]
+        shown = row.get("shown")
+        examples.append(", ".join(parts) + f" ({row['n_rows']} rows" + (f": {shown}" if shown else "") + ")")
+    return InputError(f"{label}: duplicate ({', '.join(names)}) rows, e.g. {'; '.join(examples)}; "
+                      "each key must appear once")
+
+
+def require_unique(engine: Any, relation: Relation, keys: list[str], limit: int = 5) -> None:
+    """No NULL keys and no two rows with the same key values (both queries, run now)."""
+    idents = [f"r.{templates.ident(k)}" for k in keys]
+    count = templates.transpile(duplicate_count_source(engine.dialect, relation.sql, idents), engine.dialect)
+    row = engine.query(count).row(0, named=True)
+    if int(row["n_null"] or 0):
+        raise null_keys_error(relation.label, int(row["n_null"]), keys)
+    if int(row["n_rows"] or 0):
+        names = templates.transpile(duplicates_source(engine.dialect, relation.sql, idents, []), engine.dialect)
+        raise duplicates_error(relation.label, keys, engine.query(names, {"limit": limit}))
+
+
+def profile(engine: Any, relation: Relation, columns: list[str]) -> dict[str, ColumnProfile]:
+    """The profile of ``relation`` (run now); raises as :func:`read_profile`."""
+    sql = templates.transpile(profile_source(engine.dialect, relation, columns), engine.dialect)
+    return read_profile(relation, columns, engine.query(sql).row(0, named=True))

@@ -88,7 +88,7 @@ def test_grid_with_betas(con):
                                label="grid member (betas) vs separate run", rtol=1e-10)
     assert "p wald_slopes" in grid.summary
     texts = [r.run["sql_text"] for r in grid.runs]  # pass 1 (the betas) ran once, for the first member
-    assert "-- pass 1 moments" in texts[0] and all("-- pass 1 moments" not in t for t in texts[1:])
+    assert "-- pass 1: full-sample" in texts[0] and all("-- pass 1: full-sample" not in t for t in texts[1:])
 
 
 def test_grid_from_toml_and_cli(tmp_path):

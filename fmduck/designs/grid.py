@@ -19,19 +19,20 @@ scales its periods to mean-1 weights (WLS is unchanged by a common scale within 
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
+import sqlglot
 from sqlglot import exp
 
-from fmduck import templates
+from fmduck import prepare, templates
 from fmduck.errors import SpecError
-from fmduck.moments import Moments, Variable, render_moments
-from fmduck.solve import MomentColumns
+from fmduck.moments import Moments, Variable, moments_source, unpack
+from fmduck.passes import pass2
+from fmduck.plan import Plan, State
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,60}$")
 
@@ -80,8 +81,8 @@ def member_specs(spec: Any) -> list[Any]:
         name, chars = _entry(i, entry)
         pick = dict(winsorize=_subset(spec.winsorize, chars), standardize=_subset(spec.standardize, chars),
                     rank=_subset(spec.rank, chars))
-        out.append(dataclasses.replace(spec, name=f"{spec.name}:{name}", chars=[c for c in spec.chars if c in chars],
-                                       grid=None, **pick))
+        out.append(spec.replace_with(name=f"{spec.name}:{name}", chars=[c for c in spec.chars if c in chars],
+                                     grid=None, **pick))
     return out
 
 
@@ -104,109 +105,119 @@ def _subset(option: Any, chars: list[str]) -> Any:
     return option if (option is None or option is False) or chars else None
 
 
-@dataclass
-class SharedScan:
-    """The union pass-2 moments by (period, missingness pattern), computed once by the first member."""
+def _union_scan(plan: Plan, spec: Any, setup: Any) -> None:
+    """The pass-2 moments of the union of characteristics, by (period, missingness pattern), as one query."""
+    n_beta = len(spec.factor_cols)
+    variables = setup.variables
+    betas = pass2.betas(spec, setup.first_pass) if setup.first_pass else []
+    built = prepare.plan(spec)
+    scaled = {s["name"] for s in built if s["scale"]}
+    alias = "lagged" if spec.char_lag else "p"
+    chars = []
+    for v in variables.chars:
+        raw = templates.column(v.name, alias)
+        shift = 0.0 if v.name in scaled else v.shift
+        shift_sql = Variable(v.name, raw, shift).shift_sql()
+        # a NULL characteristic contributes 0 to every sum (v = shift - shift), its row still counts
+        chars.append(Variable(v.name, exp.Coalesce(this=raw, expressions=[sqlglot.parse_one(shift_sql, read="duckdb")]),
+                              shift))
+    mask: exp.Expression = exp.Literal.number(0)
+    for i, c in enumerate(spec.chars):
+        bit = exp.Case(ifs=[exp.If(this=exp.Is(this=templates.column(c, alias), expression=exp.Null()),
+                                   true=exp.Literal.number(0))], default=exp.Literal.number(1 << i))
+        mask = exp.Add(this=mask, expression=bit)
+    src = pass2.source(spec, setup.src, setup.catalog, setup.first_pass).with_(
+        extra_columns=({"expr": templates.sql(mask), "alias": "fmduck_mask"},))
+    if spec.weights:
+        src = src.with_(weight=templates.sql(templates.column(spec.weights, "p")), weight_raw=True)
+    union = [*betas[:n_beta], *chars, variables.y]
+    sql = moments_source(plan.dialect, ["pidx", "fmduck_mask"], union, src, group_shift=False)  # summed across patterns
 
-    union: Any  # the grid's Spec (chars = union)
-    frame: pl.DataFrame | None = None
-    names: list[str] = field(default_factory=list)  # variable names in the union scan (y last)
-    n: np.ndarray | None = None
-    sums: np.ndarray | None = None
-    cross: np.ndarray | None = None
-    shift: np.ndarray | None = None
-    sum_w: np.ndarray | None = None
+    def then(state: State, frame: pl.DataFrame) -> None:
+        state["union"] = frame
+        state["union_names"] = [v.name for v in union]
 
-    pass1_result: tuple | None = None
-    union_inputs: Any = None
+    plan.add("grid_union", "grid: pass 2 moments of the union, by pattern", sql,
+             params={**pass2.params(spec), **setup.params}, then=then)
 
-    def inputs(self, model: Any) -> Any:
-        """The input checks and profile of the union spec, once; each member keeps its characteristics."""
-        from fmduck.model import FamaMacBeth
 
-        if self.union_inputs is None:
-            union = FamaMacBeth(dataclasses.replace(self.union, grid=None), model.engine)
-            self.union_inputs = union._inputs()
-        chars = set(model.spec.chars)
-        return dataclasses.replace(self.union_inputs,
-                                   chars_vars=[v for v in self.union_inputs.chars_vars if v.name in chars])
+def _member_moments(spec: Any, member: Any, state: State) -> Moments:
+    frame, names = state["union"], state["union_names"]
+    chars = list(member.chars)
+    union_chars = list(spec.chars)
+    need = sum(1 << union_chars.index(c) for c in chars)
+    masks = frame["fmduck_mask"].to_numpy().astype(np.int64)
+    rows = (masks & need) == need
+    pidx = frame["pidx"].to_numpy()[rows]
+    periods, inverse = np.unique(pidx, return_inverse=True)
+    m_all = len(names)
+    mom = unpack(frame, ["pidx", "fmduck_mask"], m_all)
+    shift = np.asarray(mom.shift, dtype=np.float64)
+    shift = shift if shift.ndim == 1 else shift[0]
+    pick = [names.index(c) for c in [*spec.factor_cols, *chars]] + [m_all - 1]
+    g = len(periods)
+    n = np.zeros(g)
+    np.add.at(n, inverse, mom.n[rows])
+    sums = np.zeros((g, len(pick)))
+    np.add.at(sums, inverse, mom.sums[rows][:, pick])
+    cross = np.zeros((g, len(pick), len(pick)))
+    np.add.at(cross, inverse, mom.cross[rows][:, pick][:, :, pick])
+    if spec.weights:  # WLS: scale each period's weights to mean 1 (Σw = n), as a separate run does
+        sum_w = np.zeros(g)
+        np.add.at(sum_w, inverse, frame["sum_w"].to_numpy().astype(np.float64)[rows])
+        scale = n / sum_w
+        sums *= scale[:, None]
+        cross *= scale[:, None, None]
+    keys = pl.DataFrame({"pidx": periods}).with_columns(pl.col("pidx").cast(pl.Int64))
+    return Moments(keys, n, sums, cross, shift[pick])
 
-    def pass1(self, model: Any, inputs: Any, calendar: pl.DataFrame) -> tuple:
-        """Pass 1 depends on the returns and factors only: the same betas for every member, computed once."""
-        if self.pass1_result is None:
-            self.pass1_result = model._pass1(inputs, calendar)
-        return self.pass1_result
 
-    def moments(self, model: Any, inputs: Any, regressors: list[Variable], source: dict[str, Any]) -> Moments:
-        if self.frame is None:
-            self._scan(model, inputs, regressors, source)
-        spec = model.spec
-        chars = list(spec.chars)
-        union_chars = list(self.union.chars)
-        need = sum(1 << union_chars.index(c) for c in chars)
-        masks = self.frame["fmduck_mask"].to_numpy().astype(np.int64)
-        rows = (masks & need) == need
-        pidx = self.frame["pidx"].to_numpy()[rows]
-        periods, inverse = np.unique(pidx, return_inverse=True)
-        pick = [self.names.index(v.name) for v in regressors] + [len(self.names) - 1]
-        g = len(periods)
-        n = np.zeros(g)
-        np.add.at(n, inverse, self.n[rows])
-        sums = np.zeros((g, len(pick)))
-        np.add.at(sums, inverse, self.sums[rows][:, pick])
-        cross = np.zeros((g, len(pick), len(pick)))
-        np.add.at(cross, inverse, self.cross[rows][:, pick][:, :, pick])
-        if self.sum_w is not None:  # WLS: scale each period's weights to mean 1 (Σw = n), as a separate run does
-            sum_w = np.zeros(g)
-            np.add.at(sum_w, inverse, self.sum_w[rows])
-            scale = n / sum_w
-            sums *= scale[:, None]
-            cross *= scale[:, None, None]
-        frame = pl.DataFrame({"pidx": periods}).with_columns(pl.col("pidx").cast(self.frame.schema["pidx"]))
-        return Moments(frame, n, sums, cross, self.shift[pick])
+def _member_lambdas(member: Any, mom: Moments) -> pl.DataFrame:
+    """λ_t of a member solved in Python: the columns of a solved cross-section table (pidx, nobs, ok, e<j>...)."""
+    p = len(member.factor_cols) + len(member.chars) + int(member.intercept)
+    fit = mom.ols(intercept=member.intercept, min_df=pass2.min_df(member, p - int(member.intercept)))
+    return mom.frame.with_columns(
+        pl.Series("nobs", fit.nobs), pl.Series("ok", fit.ok),
+        pl.Series("reason", [r or None for r in fit.reason], dtype=pl.Utf8),
+        *[pl.Series(f"e{j}", fit.params[:, j]) for j in range(p)],
+        *[pl.Series(f"s{j}", fit.std_errors[:, j]) for j in range(p)],
+        pl.Series("r2", fit.r2), pl.Series("adj_r2", fit.adj_r2), pl.Series("rmse", fit.rmse))
 
-    def _scan(self, model: Any, inputs: Any, regressors: list[Variable], source: dict[str, Any]) -> None:
-        from fmduck import prepare
 
-        union = self.union
-        n_beta = len(union.factor_cols)
-        betas = regressors[:n_beta]  # the betas are the same in every member (same pass 1)
-        built = prepare.build(union, inputs.returns, model.engine.dialect)
-        scaled = {s["name"] for s in (built[2] if built else []) if s["scale"]}
-        profiled = {v.name: v.shift for v in self.union_inputs.chars_vars}  # raw means, from inputs(): no second scan
-        alias = "lagged" if union.char_lag else "p"
-        chars = []
-        for c in union.chars:
-            raw = templates.column(c, alias)
-            shift = 0.0 if c in scaled else profiled[c]
-            # a NULL characteristic contributes 0 to every sum (v = shift - shift), its row still counts
-            chars.append(Variable(c, exp.Coalesce(this=raw, expressions=[exp.Literal.number(repr(float(shift)))]),
-                                  shift))
-        mask: exp.Expression = exp.Literal.number(0)
-        for i, c in enumerate(union.chars):
-            bit = exp.Case(ifs=[exp.If(this=exp.Is(this=templates.column(c, alias), expression=exp.Null()),
-                                       true=exp.Literal.number(0))], default=exp.Literal.number(1 << i))
-            mask = exp.Add(this=mask, expression=bit)
-        variables = [*betas, *chars, inputs.y]
-        context, params = model._row_source(**source)
-        if built is not None:
-            context["returns"] = f"({built[0]})"
-            params = {**params, **built[1]}
-        context["extra_columns"] = [{"expr": templates.sql(mask), "alias": "fmduck_mask"}]
-        if union.char_lag:
-            context["char_lag"] = True
-        keys = ["pidx", "fmduck_mask"]
-        weighted = bool(context.get("weight"))
-        if weighted:  # raw weights and their sum: each member scales its own periods (see moments())
-            context["weight_raw"] = True
-        sql = render_moments(model.engine.dialect, keys, variables, context)
-        model._record("grid: pass 2 moments of the union, by pattern", sql)
-        frame = model.engine.query(sql, {**params, **{f"shift_{i}": float(v.shift) for i, v in enumerate(variables)}})
-        self.n, self.sums, self.cross = MomentColumns(len(variables)).arrays(frame)
-        self.sum_w = frame["sum_w"].to_numpy().astype(np.float64) if weighted else None
-        self.frame = frame.select(keys)
-        self.shift = np.array([v.shift for v in variables], dtype=np.float64)
-        self.names = [v.name for v in variables]
+def build(run: Any, cat: Any) -> tuple[Plan, Any]:
+    """The shared part of a grid: checks, calendar, pass 1 once, the union pass-2 scan."""
+    from fmduck.designs import twopass
+
+    spec = run.spec
+    union = spec.replace_with(grid=None)
+    plan, setup = twopass.build_shared(run, cat, union)
+    twopass.options_check(plan, union, setup)
+    _union_scan(plan, union, setup)
+    return plan, setup
+
+
+def fit(run: Any, cat: Any) -> list:
+    """Fit every member of the grid on ``run``, sharing checks, pass 1 and one pass-2 scan."""
+    from fmduck.designs import twopass
+
+    plan, setup = build(run, cat)
+    state = plan.execute(run)
+    union = run.spec.replace_with(grid=None)
+    out = []
+    for member in member_specs(run.spec):
+        run.say(f"grid member {member.name}")
+        table = _member_lambdas(member, _member_moments(union, member, state))
+        key = "lambdas_" + member.name.split(":", 1)[1]
+        name = run.upload(key, table)
+        mplan, msetup = twopass.build_member(run, cat, member, setup, name)
+        mstate = mplan.execute(run, State(dict(state.values)))
+        result = twopass.finish(run, member, msetup, mstate)
+        result.statements, run.statements = list(run.statements), []  # the shared scan: the first member's
+        out.append((member, result))
+        for step in mplan:  # the next member makes its own
+            if step.kind == "create":
+                run.drop(step.key)
+    return out
 
 
 @dataclass
@@ -221,20 +232,6 @@ class GridResults:
 
     def __str__(self) -> str:
         return self.summary
-
-
-def fit_grid(model: Any, *, write: bool = True, progress: Any = None) -> GridResults:
-    """Fit every member of ``model.spec.grid`` on ``model``'s engine, sharing one pass-2 scan."""
-    from fmduck.model import FamaMacBeth
-
-    scan = SharedScan(model.spec)
-    runs = []
-    for member in member_specs(model.spec):
-        m = FamaMacBeth(member, model.engine, results=getattr(model, "results_engine", None))
-        m.shared_scan = scan
-        runs.append(m.fit(write=write, progress=progress))
-        model.statements.extend((f"{member.name}: {label}", sql) for label, sql in m.statements)
-    return GridResults(runs)
 
 
 def side_by_side(runs: list[Any], se_type: str = "nw") -> str:
