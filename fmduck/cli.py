@@ -1,4 +1,11 @@
-"""The ``fmduck`` command line: thin wrappers over the library. Exit codes: 0 ok, 2 usage or input error, 1 bug."""
+"""The ``fmduck`` command line: thin wrappers over the library, built from the option declarations.
+
+Exit codes: 0 ok, 2 an input, option or data error (``fmduck: error: ...`` on one line), 1 a bug (the
+hint says to rerun with ``--debug`` for the traceback), 130 interrupted. Messages and progress go to
+stderr, results to stdout; every line leaves through :func:`fmduck.secrets.mask`. The parser of a
+command is built only when that command runs, so ``fmduck --version`` and ``fmduck --help`` start
+without loading the engines.
+"""
 
 from __future__ import annotations
 
@@ -11,80 +18,137 @@ from typing import Any
 
 from fmduck import __version__
 from fmduck.errors import FmduckError
+from fmduck.secrets import mask
 
 EXIT_OK, EXIT_BUG, EXIT_ERROR = 0, 1, 2
 
-Command = Callable[[argparse.Namespace], int]
-# Extra subcommands register themselves here: name -> (add_arguments, run, help)
-EXTRA_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}
-# Extra spec options registered by other modules: each returns a dict of Spec fields from args.
-SPEC_HOOKS: list[Callable[[argparse.Namespace], dict[str, Any]]] = []
-# ... and the argparse options they read: each adds arguments to the run/sql parsers.
-SPEC_ARGUMENTS: list[Callable[[argparse.ArgumentParser], None]] = []
+COMMANDS: dict[str, str] = {
+    "run": "run a Fama-MacBeth regression (any design) and store it",
+    "sql": "print the SQL a specification runs (rendered without reading the data)",
+    "show": "print a stored run laid out like Stata xtfmb, re-infer it, or list the stored runs",
+    "report": "render stored runs as an HTML, LaTeX or text report",
+    "export": "write a stored run's estimates (or any results table) as CSV, Markdown or JSON",
+    "compare": "compare two stored runs' models by their CSR R-squared (Kan-Robotti-Shanken 2013)",
+    "update": "update a stored run after new data arrived: recompute only what changed",
+    "delete": "delete a stored run (one transaction)",
+    "load": "load a CSV/Parquet file (long or Ken French wide) into a table",
+    "demo": "three-factor FM on bundled Ken French data",
+}
 
 
-def _progress(quiet: bool) -> Callable[[str], None]:
+def say(message: str) -> None:
+    print(mask(message), file=sys.stderr, flush=True)
+
+
+def progress(quiet: bool) -> Callable[[str], None]:
     start = time.perf_counter()
 
-    def say(message: str) -> None:
+    def report(message: str) -> None:
         if not quiet:
-            print(f"[{time.perf_counter() - start:7.2f}s] {message}", file=sys.stderr, flush=True)
+            say(f"[{time.perf_counter() - start:7.2f}s] {message}")
 
-    return say
+    return report
 
 
-# ------------------------------------------------------------------ run
-def add_spec_arguments(p: argparse.ArgumentParser) -> None:
-    """The options that build a Spec (shared by ``run`` and ``sql``)."""
-    p.add_argument("database", help="DuckDB database file (created if missing), a postgresql://user@host/db URL, "
-                   "or with --engine spark the Spark warehouse directory")
-    p.add_argument("--config", type=Path, help="TOML spec file; options given on the command line override it")
-    p.add_argument("--name", help="run name (stored in the results schema)")
-    g = p.add_argument_group("panel")
-    g.add_argument("--returns", help="table/view, CSV or Parquet file with the long panel")
-    g.add_argument("--asset", help="asset id column (default: asset)")
-    g.add_argument("--period", help="period column (date or integer; default: period)")
-    g.add_argument("--ret", help="return column (default: ret)")
-    g.add_argument("--rf", help="risk-free column in the panel or the factors table: y = ret - rf")
-    g = p.add_argument_group("regressors")
-    g.add_argument("--factors", help="table/file of factors keyed by period (beta-based FM)")
-    g.add_argument("--factor-cols", help="comma-separated factor columns")
-    g.add_argument("--factor-period", help="period column of the factors table (default: --period)")
-    g.add_argument("--chars", help="comma-separated characteristic columns of the panel (characteristic FM)")
-    g.add_argument("--char-lag", type=int, help="lag characteristics by this many periods (default 0)")
-    g = p.add_argument_group("pass 1")
-    g.add_argument("--window", type=int, help="rolling window of W calendar periods (default: full sample)")
-    g.add_argument("--min-obs", type=int, help="minimum observations per first-pass regression (default K+2)")
-    g.add_argument("--beta-lag", type=int, help="lag of rolling betas in pass 2, in periods (default 1)")
-    g = p.add_argument_group("pass 2 and 3")
-    g.add_argument("--no-intercept", action="store_true", default=None, help="no intercept in pass 2")
-    g.add_argument("--min-assets", type=int, help="minimum cross-section size per period (default p+1)")
-    g.add_argument("--nw-lags", help="Newey-West lag: an integer or 'auto' (default auto, nw1994 rule)")
-    g.add_argument("--nw-divisor", choices=["T", "T-1"], help="Newey-West divisor: T (default) or T-1 (Stata)")
-    g = p.add_argument_group("results")
-    g.add_argument("--schema", help="results schema (default fmduck)")
-    g.add_argument("--replace", action="store_true", default=None, help="replace a stored run of the same name")
-    p.add_argument("--design", help="run type (default twopass)")
+def _quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages on stderr")
-    g = p.add_argument_group("engine")
+
+
+def _database(p: argparse.ArgumentParser, text: str = "the database: a DuckDB file, a postgresql:// URL, or with "
+              "--engine spark a Spark warehouse directory (or sc://host:port for Spark Connect)") -> None:
+    p.add_argument("database", help=text)
+
+
+# ====================================================================== spec options
+def _add_option(group: argparse._ArgumentGroup, option: Any) -> None:
+    kw: dict[str, Any] = {"help": option.help, "dest": option.name, "default": None}
+    if option.kind == "bool":
+        kw["action"] = "store_true"
+    elif option.kind == "flags":
+        kw["action"] = "store_true"
+    elif option.kind == "int":
+        kw["type"] = _int(option.flag)
+        kw["metavar"] = option.metavar or "N"
+    elif option.kind == "float" or option.kind == "levels":
+        kw["type"] = _float(option.flag)
+        kw["metavar"] = option.metavar or "X"
+    elif option.kind == "choice":
+        kw["choices"] = list(option.choices)
+    else:
+        kw["metavar"] = option.metavar or "VALUE"
+    group.add_argument(option.flag, **kw)
+
+
+def _int(flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} wants an integer, got {text!r}") from None
+        if abs(value) > 2**62:
+            raise argparse.ArgumentTypeError(f"{flag} {text} is out of range")
+        return value
+    return parse
+
+
+def _float(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} wants a number, got {text!r}") from None
+    return parse
+
+
+def add_spec_arguments(p: argparse.ArgumentParser, *, results: bool = True) -> None:
+    """The options that build a Spec: the core ones and every design's (``results``: also those that
+    only matter when a run is stored)."""
+    from fmduck.designs import registry
+    from fmduck.options import CORE
+
+    p.add_argument("--config", type=Path, metavar="SPEC.toml",
+                   help="TOML spec file; options given on the command line override it")
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    skip = {"returns_frame"} | (set() if results else {"replace", "schema", "first_pass"})
+    designs = registry()
+    for option in CORE:
+        if not option.cli or option.name in skip:
+            continue
+        group = groups.setdefault(option.group, p.add_argument_group(option.group))
+        if option.name == "design":
+            group.add_argument("--design", choices=list(designs), default=None,
+                               help="run type: " + "; ".join(f"{d.name}: {d.help}" for d in designs.values()))
+            continue
+        _add_option(group, option)
+    groups["pass 2 and 3"].add_argument("--no-intercept", dest="intercept", action="store_false", default=None,
+                                        help="no intercept in pass 2")
+    for design in designs.values():
+        if design.options:
+            group = p.add_argument_group(f"design {design.name}")
+            for option in design.options:
+                if option.cli:
+                    _add_option(group, option)
+    g = groups.setdefault("engine", p.add_argument_group("engine"))
     g.add_argument("--engine", choices=["duckdb", "postgres", "spark"],
                    help="where the passes run (default: postgres for a postgresql:// URL, else duckdb)")
-    g.add_argument("--results", metavar="DB.duckdb",
-                   help="write the results to this DuckDB file instead of DATABASE (read-only sources)")
-    for add_arguments in SPEC_ARGUMENTS:
-        add_arguments(p)
+    if results:
+        g.add_argument("--results", metavar="DB.duckdb",
+                       help="write the results to this database instead of DATABASE (e.g. for read-only sources)")
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:
+    from fmduck.designs import registry
+    from fmduck.designs.grid import parse_cli
+    from fmduck.options import CORE
     from fmduck.spec import Spec
 
-    options = {name: getattr(args, name) for name in (
-        "name", "returns", "asset", "period", "ret", "rf", "factors", "factor_cols", "factor_period", "chars",
-        "char_lag", "window", "min_obs", "beta_lag", "min_assets", "nw_lags", "nw_divisor", "schema", "replace",
-        "design")}
-    options["intercept"] = False if args.no_intercept else None
-    for hook in SPEC_HOOKS:
-        options.update(hook(args))
+    names = [o.name for o in CORE] + [o.name for d in registry().values() for o in d.options]
+    options = {name: getattr(args, name, None) for name in dict.fromkeys(names)}
+    if isinstance(options.get("grid"), str):
+        options["grid"] = parse_cli(options["grid"])
+    for flag in ("standardize", "rank", "replace", "strict"):
+        if options.get(flag) is False:
+            options[flag] = None
     if args.config is not None:
         return Spec.from_toml(args.config, **options)
     given = {k: v for k, v in options.items() if v is not None}
@@ -94,151 +158,279 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     return Spec(**given)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from fmduck.designs import estimator
-
-    spec = spec_from_args(args)
-    options = {"results": args.results} if args.results else {}  # designs take results= only when given
-    results = estimator(spec, _engine(args), **options).fit(progress=_progress(args.quiet))
-    print(results.summary)
-    return EXIT_OK
-
-
-def _engine(args: argparse.Namespace) -> Any:
+def _engine(database: str, kind: str | None = None, spec: Any = None, *, read_only: bool = False) -> Any:
     from fmduck.engines import open_engine
 
-    return open_engine(args.database, args.engine)
+    options: dict[str, Any] = {}
+    if spec is not None:
+        options.update(memory_limit=spec.memory_limit, threads=spec.threads, spark_master=spec.spark_master,
+                       spark_conf=spec.spark_conf)
+    return open_engine(database, kind, read_only=read_only, **options)
 
 
-def cmd_sql(args: argparse.Namespace) -> int:
-    from fmduck.engines.translate import TranslatingEngine
+# ====================================================================== commands
+def cmd_run(args: argparse.Namespace) -> int:
     from fmduck.model import FamaMacBeth
 
     spec = spec_from_args(args)
-    engine = _engine(args)
-    if args.dialect and args.dialect != engine.dialect:
-        # rendered exactly as a `dialect` engine renders it; run on this engine through sqlglot
-        engine = TranslatingEngine(engine, args.dialect)
-    from fmduck.designs import estimator
-
-    model = estimator(spec, engine)  # a design's own statements when it lists them (fm1973), else passes 1-3
-    for label, sql in (model if hasattr(model, "sql") else FamaMacBeth(spec, engine)).sql():
-        print(f"-- {label}\n{sql};\n")
+    engine = _engine(args.database, args.engine, spec, read_only=bool(args.results))
+    results = _engine(args.results, None, spec) if args.results else None
+    out = FamaMacBeth(spec, engine, results=results).fit(progress=progress(args.quiet))
+    print(out.summary)
+    for warning in getattr(out, "warnings", []):
+        say(f"fmduck: warning: {warning}")
     return EXIT_OK
 
 
-# ------------------------------------------------------------------ other commands
-def cmd_load(args: argparse.Namespace) -> int:
-    from fmduck.engines import open_engine
-    from fmduck.load import load
+def cmd_sql(args: argparse.Namespace) -> int:
+    from fmduck.model import FamaMacBeth
 
-    engine = open_engine(args.database)  # a DuckDB file or a postgresql:// URL
-    rows = load(engine, args.file, args.table, replace=args.replace, wide=args.wide, period=args.period_name,
-                asset=args.asset_name, value=args.value_name, period_format=args.period_format, unit=args.unit)
-    print(f"loaded {rows:,} rows into {args.table}", file=sys.stderr)
+    spec = spec_from_args(args)
+    engine = _engine(args.database, args.engine, spec, read_only=True)
+    print(FamaMacBeth(spec, engine).sql(inline=args.inline, dialect=args.dialect))
     return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from fmduck.engines import is_postgres_url, open_engine
-    from fmduck.results import list_runs, load_run
+    from fmduck import store
 
-    engine = open_engine(args.database if is_postgres_url(args.database) else _existing(args.database))
+    engine = _engine(args.database, args.engine, read_only=True)
     if args.run is None:
-        print(list_runs(engine, args.schema))
+        print(_run_list(store.list_runs(engine, args.schema)))
         return EXIT_OK
-    print(load_run(engine, args.run, args.schema).summary)
+    if args.history:
+        print(_history(store.history(engine, args.run, args.schema)))
+        return EXIT_OK
+    res = store.load_run(engine, args.run, args.schema)
+    overrides = {k: getattr(args, k) for k in ("nw_lags", "nw_divisor", "conventions") if getattr(args, k) is not None}
+    if overrides or args.se:
+        from fmduck.passes import pass3
+        from fmduck.summary import estimates_block
+
+        estimates = pass3.reinfer(res, **overrides) if overrides else res.estimates
+        print(estimates_block(res, estimates, [args.se] if args.se else None))
+        return EXIT_OK
+    print(res.summary)
+    return EXIT_OK
+
+
+def _run_list(frame: Any) -> str:
+    if frame.height == 0:
+        return "stored runs: none"
+    from fmduck.formatting import fmt
+
+    rows = [("run", "design", "engine", "periods", "avg N", "avg R2", "version", "created (UTC)")]
+    for r in frame.iter_rows(named=True):
+        rows.append((r["run_name"], r["design"], r["engine"], fmt(r["n_periods"]), fmt(r["avg_n"], 1),
+                     fmt(r["avg_r2"], 4), str(r.get("version") or 1), str(r["created_at"])[:19]))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     for row in rows)
+
+
+def _history(frame: Any) -> str:
+    lines = [f"{'version':>7}  {'run_id':<32}  {'created (UTC)':<19}  recomputed"]
+    for r in frame.iter_rows(named=True):
+        lines.append(f"{r['version']:>7}  {r['run_id']:<32}  {str(r['created_at'])[:19]:<19}  {r['recomputed']}")
+    return "\n".join(lines)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from fmduck import store
+
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise FmduckError(f"delete run {args.run!r}: confirm with --yes (no terminal to ask on)")
+        answer = input(f"delete run {args.run!r} from schema {args.schema!r}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            say("nothing deleted")
+            return EXIT_OK
+    store.delete_run(_engine(args.database, args.engine), args.run, args.schema)
+    if not args.quiet:
+        say(f"deleted run {args.run!r} from schema {args.schema!r}")
+    return EXIT_OK
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from fmduck.load import load
+
+    engine = _engine(args.database)
+    rows = load(engine, args.file, args.table, replace=args.replace, wide=args.wide, period=args.period_name,
+                asset=args.asset_name, value=args.value_name, period_format=args.period_format, unit=args.unit)
+    if not args.quiet:
+        say(f"loaded {rows:,} rows into {args.table}")
     return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from fmduck.demo import run_demo
 
-    results = run_demo(args.output, progress=_progress(args.quiet))
-    for res in results:
+    for res in run_demo(args.output, progress=progress(args.quiet)):
         print(res.summary)
         print()
-    print(f"results stored in {args.output} (schema fmduck); try: fmduck show {args.output} ff3", file=sys.stderr)
+    if not args.quiet:
+        say(f"results stored in {args.output} (schema fmduck); try: fmduck show {args.output} ff3")
     return EXIT_OK
 
 
-def _existing(path: str) -> str:
-    if path != ":memory:" and not Path(path).exists():
-        raise FmduckError(f"database not found: {path}")
-    return path
+def cmd_report(args: argparse.Namespace) -> int:
+    from fmduck import report
+
+    return report.cmd_report(args)
 
 
-# ------------------------------------------------------------------ parser
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fmduck", description="Fama-MacBeth (1973) regressions computed in SQL where the panel lives."
-    )
-    parser.add_argument("--version", action="version", version=f"fmduck {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+def cmd_export(args: argparse.Namespace) -> int:
+    from fmduck import export
 
-    p = sub.add_parser("run", help="run a Fama-MacBeth regression and store it")
-    add_spec_arguments(p)
-    p.set_defaults(func=cmd_run)
+    return export.cmd_export(args)
 
-    p = sub.add_parser("sql", help="print the SQL a specification runs")
-    add_spec_arguments(p)
-    p.add_argument("--dialect", choices=["duckdb", "postgres", "spark"],
-                   help="SQL dialect to print (default: the engine's, i.e. exactly the statements it runs)")
-    p.set_defaults(func=cmd_sql)
 
-    p = sub.add_parser("load", help="load a CSV/Parquet file (long or Ken French wide) into a table")
-    p.add_argument("database")
-    p.add_argument("file", type=Path)
-    p.add_argument("--table", required=True, help="name of the new table")
-    p.add_argument("--wide", action="store_true", help="one column per asset, first column the period")
-    p.add_argument("--period-format", default="auto", choices=["auto", "yyyymm", "yyyymmdd", "none"])
-    p.add_argument("--unit", default="decimal", choices=["decimal", "percent", "bp"], help="unit of the values")
-    p.add_argument("--period-name", default="period", help="name of the period column (default period)")
-    p.add_argument("--asset-name", default="asset", help="wide files: name of the asset column")
-    p.add_argument("--value-name", default="ret", help="wide files: name of the value column")
-    p.add_argument("--replace", action="store_true", help="replace the table if it exists")
-    p.set_defaults(func=cmd_load)
+def cmd_compare(args: argparse.Namespace) -> int:
+    from fmduck import compare
 
-    p = sub.add_parser("show", help="print a stored run laid out like Stata xtfmb (or list runs)")
-    p.add_argument("database")
-    p.add_argument("run", nargs="?", help="run name (omit to list runs)")
-    p.add_argument("--schema", default="fmduck")
-    p.set_defaults(func=cmd_show)
+    print(compare.cmd_compare(args))
+    return EXIT_OK
 
-    p = sub.add_parser("demo", help="three-factor FM on bundled Ken French data")
-    p.add_argument("-o", "--output", default="fmduck-demo.duckdb", help="database to write (default fmduck-demo.duckdb)")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.set_defaults(func=cmd_demo)
 
-    for name, (add_arguments, run, help_text) in EXTRA_COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
-        add_arguments(p)
-        p.set_defaults(func=run)
-    return parser
+def cmd_update(args: argparse.Namespace) -> int:
+    from fmduck import update
+
+    out = update.update(_engine(args.database, args.engine), args.run, schema=args.schema, new_name=args.as_name,
+                        progress=progress(args.quiet))
+    print(out.summary if out is not None else f"run {args.run!r}: nothing changed in its inputs; nothing to do")
+    return EXIT_OK
+
+
+# ====================================================================== parsers
+def _parser(command: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"fmduck {command}", description=COMMANDS[command])
+    schema_help = "results schema (default fmduck)"
+    if command in ("run", "sql"):
+        _database(p)
+        add_spec_arguments(p, results=command == "run")
+        if command == "sql":
+            p.add_argument("--dialect", choices=["duckdb", "postgres", "spark"],
+                           help="render for this engine's dialect (default: the database's engine)")
+            p.add_argument("--inline", action="store_true",
+                           help="write every parameter as a literal and name the scratch tables, so the script "
+                                "runs as printed in the engine's own client")
+        _quiet(p)
+    elif command == "show":
+        _database(p)
+        p.add_argument("run", nargs="?", help="run name (omit to list the stored runs)")
+        p.add_argument("--schema", default="fmduck", help=schema_help)
+        p.add_argument("--history", action="store_true", help="list the run's versions and what each recomputed")
+        p.add_argument("--se", metavar="TYPE", help="print only this SE type's block (e.g. nw)")
+        p.add_argument("--nw-lags", type=_int("--nw-lags"), metavar="L",
+                       help="re-infer the stored lambda_t with this Newey-West lag (no SQL is run)")
+        p.add_argument("--nw-divisor", choices=["T", "T-1"], help="re-infer with this Newey-West divisor")
+        p.add_argument("--conventions", choices=["fmduck", "stata", "linearmodels", "sandwich"],
+                       help="re-infer with another tool's Newey-West conventions")
+        p.add_argument("--engine", choices=["duckdb", "postgres", "spark"], help="the database's engine")
+        _quiet(p)
+    elif command == "delete":
+        _database(p)
+        p.add_argument("run", help="the run to delete")
+        p.add_argument("--schema", default="fmduck", help=schema_help)
+        p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        p.add_argument("--engine", choices=["duckdb", "postgres", "spark"], help="the database's engine")
+        _quiet(p)
+    elif command == "update":
+        _database(p)
+        p.add_argument("run", help="the stored run to update")
+        p.add_argument("--as", dest="as_name", metavar="NEW_NAME",
+                       help="store the update under a new name (the old run stays as it is)")
+        p.add_argument("--schema", default="fmduck", help=schema_help)
+        p.add_argument("--engine", choices=["duckdb", "postgres", "spark"], help="the database's engine")
+        _quiet(p)
+    elif command == "compare":
+        _database(p)
+        p.add_argument("run_a", metavar="RUN_A", help="the first stored run")
+        p.add_argument("run_b", metavar="RUN_B", help="the second stored run (same test assets and periods)")
+        p.add_argument("--schema", default="fmduck", help=schema_help)
+        p.add_argument("--no-write", action="store_true", help="print the tests without storing them")
+        _quiet(p)
+    elif command == "load":
+        _database(p, "the database to load into: a DuckDB file (created if missing) or a postgresql:// URL")
+        p.add_argument("file", type=Path, help="CSV/TSV or Parquet file")
+        p.add_argument("--table", required=True, help="name of the new table")
+        p.add_argument("--wide", action="store_true", help="one column per asset, first column the period "
+                       "(Ken French layout)")
+        p.add_argument("--period-format", default="auto", choices=["auto", "yyyymm", "yyyymmdd", "none"],
+                       help="how to read integer periods: YYYYMM / YYYYMMDD to dates, none to keep them "
+                            "(default auto: recognised by their range)")
+        p.add_argument("--unit", default="decimal", choices=["decimal", "percent", "bp"],
+                       help="unit of the return values (percent and bp are divided to decimals)")
+        p.add_argument("--percent-cols", metavar="A,B", help="the columns --unit scales (long files)")
+        p.add_argument("--period-name", default="period", help="name of the period column (default period)")
+        p.add_argument("--asset-name", default="asset", help="wide files: name of the asset column")
+        p.add_argument("--value-name", default="ret", help="wide files: name of the value column")
+        p.add_argument("--replace", action="store_true", help="replace the table if it exists")
+        _quiet(p)
+    elif command == "demo":
+        p.add_argument("-o", "--output", default="fmduck-demo.duckdb",
+                       help="database to write (default fmduck-demo.duckdb)")
+        _quiet(p)
+    elif command in ("report", "export"):
+        module = __import__(f"fmduck.{command}", fromlist=["add_arguments"])
+        module.add_arguments(p)
+        if not any(a.dest == "quiet" for a in p._actions):
+            _quiet(p)
+    p.set_defaults(func=globals()[f"cmd_{command}"])
+    return p
+
+
+def _top() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fmduck", description="Fama-MacBeth (1973) regressions computed in SQL where the panel lives.",
+        epilog="commands:\n" + "\n".join(f"  {c:<9} {h}" for c, h in COMMANDS.items())
+        + "\n\n`fmduck COMMAND --help` lists a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"fmduck {__version__}")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an error")
+    p.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _register_extras()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in COMMANDS:
+        _top().parse_args(argv)  # --help, --version, or an error naming the commands
+        return EXIT_ERROR
     try:
+        rest = argv[:argv.index(command)] + argv[argv.index(command) + 1:]
+        args = _parser(command).parse_args(rest)
         return args.func(args)
     except FmduckError as exc:
-        print(f"fmduck: error: {exc}", file=sys.stderr)
+        say(f"fmduck: error: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("fmduck: interrupted", file=sys.stderr)
+        say("fmduck: interrupted")
         return 130
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the one boundary: every other failure is a bug
+        return _bug(exc, debug)
 
 
-def _register_extras() -> None:
-    """Import optional command modules so they can add themselves to EXTRA_COMMANDS / SPEC_HOOKS."""
-    import importlib
+def _bug(exc: BaseException, debug: bool) -> int:
+    from fmduck.errors import translate
 
-    for module in ("fmduck.report", "fmduck.designs.options", "fmduck.designs.fm1973_options",
-                   "fmduck.model_options"):
-        importlib.import_module(module)
+    known = translate(exc)
+    if known is not None:
+        say(f"fmduck: error: {known}")
+        return EXIT_ERROR
+    if debug:
+        import traceback
+
+        say("".join(traceback.format_exception(exc)))
+    first = (str(exc).strip().splitlines() or [""])[0]
+    say(f"fmduck: error: internal error ({type(exc).__name__}: {first}); this is a bug — rerun with --debug "
+        "for the traceback and report it")
+    return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -79,12 +79,12 @@ def errors() -> Iterator[None]:
     try:
         yield
     except duckdb.OutOfMemoryException as exc:
-        raise FmduckError(f"DuckDB ran out of memory ({_first_line(exc)}); give it more with --memory-limit "
+        raise FmduckError(f"DuckDB ran out of memory ({first_line(exc)}); give it more with --memory-limit "
                           "(e.g. --memory-limit 8GB), or fewer threads (--threads 1)") from exc
     except duckdb.IOException as exc:
-        raise FmduckError(f"DuckDB could not read or write a file: {_first_line(exc)}") from exc
+        raise FmduckError(f"DuckDB could not read or write a file: {first_line(exc)}") from exc
     except (duckdb.ConversionException, duckdb.OutOfRangeException) as exc:
-        raise InputError(f"a value could not be converted or is out of range: {_first_line(exc)}") from exc
+        raise InputError(f"a value could not be converted or is out of range: {first_line(exc)}") from exc
 
 
 class DuckDBEngine:
@@ -108,7 +108,7 @@ class DuckDBEngine:
             try:
                 self.con = duckdb.connect(self.path, read_only=read_only and self.path != ":memory:")
             except duckdb.Error as exc:
-                raise FmduckError(f"cannot open DuckDB database {self.path}: {_first_line(exc)}"
+                raise FmduckError(f"cannot open DuckDB database {self.path}: {first_line(exc)}"
                                   + (" (another process holds it open)" if "lock" in str(exc).lower() else "")) from exc
         self._registered: set[str] = set()
         self.configure(threads=threads, memory_limit=memory_limit)
@@ -121,12 +121,12 @@ class DuckDBEngine:
             if memory_limit is not None:
                 self.con.execute("SET memory_limit = " + templates.literal(str(memory_limit).strip()))
         except duckdb.Error as exc:
-            raise FmduckError(f"cannot apply the engine settings: {_first_line(exc)}") from exc
+            raise FmduckError(f"cannot apply the engine settings: {first_line(exc)}") from exc
 
     # ---------------------------------------------------------------- inputs
     def relation(self, source: Any, role: str) -> Relation:
         """Resolve a table/view name, a CSV/Parquet path or a DataFrame into a readable relation."""
-        if isinstance(source, (str, Path)) and _looks_like_file(str(source)):
+        if isinstance(source, (str, Path)) and looks_like_file(str(source)):
             path = Path(source)
             if not path.exists():
                 raise InputError(f"{role} file not found: {path}")
@@ -136,7 +136,7 @@ class DuckDBEngine:
         elif isinstance(source, str):
             sql = templates.table(source)
             label = f"table {source}"
-        elif _is_dataframe(source):
+        elif is_dataframe(source):
             name = f"fmduck_input_{role}"
             frame = source if isinstance(source, pl.DataFrame) else pl.from_pandas(source)
             self.upload(name, frame)
@@ -147,9 +147,9 @@ class DuckDBEngine:
         try:
             described = self.con.sql(f"DESCRIBE SELECT * FROM {sql}").fetchall()
         except duckdb.CatalogException as exc:
-            raise InputError(f"{label} does not exist in the database ({_first_line(exc)})") from exc
+            raise InputError(f"{label} does not exist in the database ({first_line(exc)})") from exc
         except duckdb.Error as exc:
-            raise InputError(f"{label} cannot be read: {_first_line(exc)}") from exc
+            raise InputError(f"{label} cannot be read: {first_line(exc)}") from exc
         return Relation(sql=sql, label=label, columns={row[0]: row[1] for row in described})
 
     # ---------------------------------------------------------------- SQL
@@ -170,6 +170,11 @@ class DuckDBEngine:
         with errors():
             for statement in templates.statements(sql, self.dialect):
                 self.con.execute(statement, bind(statement, params) or None)
+
+    def table_columns(self, schema: str, table: str) -> dict[str, str] | None:
+        """Column name -> type of ``schema.table``, or None when there is no such table (never raises, so
+        it can run inside a transaction)."""
+        return table_columns(self, schema, table)
 
     def create_scratch(self, name: str, statement: str, params: dict[str, Any] | None = None) -> None:
         """Run the statement that materializes a scratch table (a TEMPORARY table, dropped with the run)."""
@@ -222,12 +227,20 @@ class DuckDBEngine:
             verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
             self.con.execute(f"{verb} {table_sql} AS SELECT * FROM {templates.ident(name)}")
         except duckdb.CatalogException as exc:
-            raise InputError(f"cannot create table {table_sql}: {_first_line(exc)} (use --replace to overwrite)") from exc
+            raise InputError(f"cannot create table {table_sql}: {first_line(exc)} (use --replace to overwrite)") from exc
         finally:
             self.drop_upload(name)
 
     def close(self) -> None:
         self.con.close()
+
+
+def table_columns(engine: Any, schema: str, table: str) -> dict[str, str] | None:
+    """``information_schema.columns`` of one table (DuckDB and PostgreSQL), None when it does not exist."""
+    sql = templates.transpile("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+                              "$schema AND table_name = $table ORDER BY ordinal_position", engine.dialect)
+    frame = engine.query(sql, {"schema": schema, "table": table})
+    return dict(zip(frame["column_name"].to_list(), frame["data_type"].to_list())) if frame.height else None
 
 
 def connect(database: Any) -> Engine:
@@ -238,16 +251,16 @@ def connect(database: Any) -> Engine:
     return open_engine(database, "postgres" if type(database).__module__.startswith("psycopg") else None)
 
 
-def _looks_like_file(text: str) -> bool:
+def looks_like_file(text: str) -> bool:
     lower = text.lower()
     return lower.endswith(FILE_SUFFIXES) or "/" in text and Path(text).suffix != ""
 
 
-def _is_dataframe(obj: Any) -> bool:
+def is_dataframe(obj: Any) -> bool:
     if isinstance(obj, pl.DataFrame):
         return True
     return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns") and hasattr(obj, "iloc")
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]

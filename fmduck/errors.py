@@ -25,3 +25,29 @@ class RunExistsError(FmduckError):
 
 class RunNotFoundError(FmduckError, LookupError):
     """The requested run is not in the results schema."""
+
+
+def translate(exc: BaseException) -> str | None:
+    """A one-line message for a failure of the environment (files, memory, numbers, connections) that a
+    user can act on; None for anything else (a bug). Drivers are recognised by name, not imported."""
+    kind = type(exc).__name__
+    module = type(exc).__module__
+    first = (str(exc).strip().splitlines() or [kind])[0]
+    if isinstance(exc, MemoryError) or kind in ("OutOfMemoryException",):
+        return ("out of memory; give the engine a memory limit it can keep (--memory-limit 4GB) or use fewer "
+                f"threads (--threads 1) ({first})")
+    if isinstance(exc, IsADirectoryError):
+        return f"{exc.filename or first} is a folder: give a file name"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or first}"
+    if isinstance(exc, FileNotFoundError):
+        return f"no such file or folder: {exc.filename or first}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or first}: {exc.filename}" if exc.filename else f"operating system error: {first}"
+    if isinstance(exc, OverflowError):
+        return f"a number is out of range: {first}"
+    if module.startswith("psycopg") and kind in ("OperationalError", "InterfaceError"):
+        return f"PostgreSQL connection failed: {first}"
+    if module.startswith("duckdb") and kind in ("IOException", "PermissionException"):
+        return f"DuckDB: {first}"
+    return None

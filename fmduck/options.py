@@ -175,6 +175,11 @@ CORE: tuple[Option, ...] = (
     Option("memory_limit", "str", None, "the engine's memory limit, e.g. 4GB (DuckDB memory_limit; PostgreSQL "
            "work_mem per sort); running out of it is an error that names this option", "engine", metavar="SIZE"),
     Option("threads", "int", None, "threads the engine may use (DuckDB threads)", "engine", metavar="N"),
+    Option("spark_master", "str", None, "Spark master URL (local[2], spark://host:7077, yarn; default "
+           "$FMDUCK_SPARK_MASTER or local[*]); sc://host:15002 as the database connects through Spark Connect",
+           "engine", metavar="URL"),
+    Option("spark_conf", "names", [], "Spark settings as key=value, comma-separated "
+           "(e.g. spark.executor.memory=4g)", "engine", metavar="K=V,..."),
     Option("schema", "str", "fmduck", "results schema (default fmduck)", "results", nullable=False),
     Option("replace", "bool", False, "replace a stored run of the same name", "results", nullable=False),
     Option("design", "str", "twopass", "run type", "run", nullable=False),

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import importlib.metadata
 import polars as pl
 from markupsafe import Markup, escape
 
@@ -27,10 +27,9 @@ import fmduck
 from fmduck import templates
 from fmduck.errors import FmduckError, SpecError
 from fmduck.formatting import STARS_NOTE, fmt, stars
-from fmduck.results import FamaMacBethResults, load_run
+from fmduck.results import FamaMacBethResults
 
 FORMATS = ("html", "tex", "txt")
-SE_NAMES = {"shanken": "Shanken"}  # short forms for notes; the rest as in fmduck.summary.SE_LABELS
 STAT_NAMES = {"t": "t-statistics", "se": "standard errors"}
 STAT_NOTE = {"t": "t-statistics", "se": "Standard errors"}
 DEFAULT_LABELS = {"const": "Constant"}
@@ -60,23 +59,14 @@ class ReportOptions:
 
 # ====================================================================== loading
 def load_runs(database: str | Path, names: list[str], schema: str = "fmduck") -> list[FamaMacBethResults]:
-    """Read the named runs from the result tables of ``database`` (opened read-only)."""
-    from fmduck.engine import DuckDBEngine
+    """Read the named runs from the result tables of ``database`` (any engine; a DuckDB file read-only)."""
+    from fmduck import store
+    from fmduck.engines import open_engine
 
-    path = Path(database)
-    if not path.exists():
-        raise FmduckError(f"database not found: {path}")
     if len(set(names)) != len(names):
         raise SpecError(f"a run is named twice: {', '.join(names)}")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        raise FmduckError(f"cannot open {path} as a DuckDB database: {str(exc).splitlines()[0]}") from exc
-    try:
-        engine = DuckDBEngine(con)
-        return [load_run(engine, name, schema) for name in names]
-    finally:
-        con.close()
+    engine = open_engine(str(database) if isinstance(database, Path) else database, read_only=True)
+    return [store.load_run(engine, name, schema) for name in names]
 
 
 # ====================================================================== tables (format-neutral)
@@ -98,9 +88,9 @@ def _se_label(run: FamaMacBethResults, se_type: str) -> str:
 
 def se_name(se_type: str) -> str:
     """Short name of an SE type for table footers and notes (designs may add their own SE types)."""
-    from fmduck.summary import SE_LABELS
+    from fmduck import covariance
 
-    return SE_NAMES.get(se_type) or SE_LABELS.get(se_type, se_type)
+    return covariance.short(se_type)
 
 
 def comparison_table(runs: list[FamaMacBethResults], options: ReportOptions) -> dict[str, Any]:
@@ -214,7 +204,7 @@ def appendix(run: FamaMacBethResults) -> dict[str, Any]:
 def environment_versions() -> dict[str, str]:
     return {
         "fmduck": fmduck.__version__,
-        "DuckDB": duckdb.__version__,
+        "DuckDB": importlib.metadata.version("duckdb"),
         "Python": platform.python_version(),
         "polars": pl.__version__,
     }
@@ -511,10 +501,3 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register() -> None:
-    from fmduck import cli
-
-    cli.EXTRA_COMMANDS["report"] = (add_arguments, cmd_report, "render stored runs as an HTML, LaTeX or text report")
-
-
-_register()

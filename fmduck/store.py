@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from fmduck import templates
-from fmduck.engine import connect
+from fmduck.engine import connect, first_line
 from fmduck.errors import FmduckError, InputError, RunExistsError, RunNotFoundError
 from fmduck.results import FamaMacBethResults, lambdas_long, tag
 
@@ -85,10 +85,10 @@ def ensure_schema(engine: Any, schema: str) -> None:
 
 
 def _refuse_foreign(engine: Any, schema: str) -> None:
-    try:
-        columns = set(engine.relation(f"{_q(schema)}.{templates.ident('runs')}", "results").columns)
-    except (InputError, FmduckError):
+    found = engine.table_columns(schema, "runs")
+    if found is None:
         return  # no runs table yet
+    columns = set(found)
     if "schema_version" not in columns or "run_name" not in columns:
         raise InputError(f"schema {schema!r} has a table 'runs' that is not fmduck's (columns: "
                          f"{', '.join(sorted(columns))}); choose another results schema (--schema)")
@@ -110,7 +110,7 @@ def check_writable(engine: Any, schema: str) -> None:
     except FmduckError:
         raise
     except Exception as exc:  # noqa: BLE001 - translated: the engine's own message, first line
-        raise InputError(f"cannot write results to schema {schema!r}: {_first_line(exc)}; write them elsewhere "
+        raise InputError(f"cannot write results to schema {schema!r}: {first_line(exc)}; write them elsewhere "
                          "(--results results.duckdb)") from exc
 
 
@@ -201,9 +201,7 @@ def delete_run(database: Any, name: str, schema: str = "fmduck") -> None:
 # ====================================================================== read
 def run_names(engine: Any, schema: str) -> list[str]:
     """Names of the stored runs (none when the schema or its runs table does not exist)."""
-    try:
-        engine.relation(f"{_q(schema)}.{templates.ident('runs')}", "results")
-    except (InputError, FmduckError):
+    if engine.table_columns(schema, "runs") is None:
         return []
     frame = engine.query(_sql(engine, f"SELECT run_name FROM {_q(schema)}.runs ORDER BY created_at"))
     return frame["run_name"].to_list()
@@ -316,7 +314,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     return str(value)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from fmduck import covariance
+from fmduck.errors import FmduckError
 from fmduck.formatting import fmt
 
 if TYPE_CHECKING:
     from fmduck.results import FamaMacBethResults
 
-# design -> "module:function(results, text) -> text", called with this xtfmb-style text
-DESIGN_SUMMARIES: dict[str, str] = {"fm1973": "fmduck.designs.fm1973:design_summary"}
-SE_LABELS = {"fm": "Fama-MacBeth", "nw": "Newey-West", "shanken": "Shanken (1992)"}
-SE_LABELS.update({  # designs pooled and mimicking (fmduck/designs/pooled.py, mimicking.py)
-    "ols": "Pooled OLS", "white": "Pooled OLS, White (HC1)", "cluster_asset": "Pooled OLS, clustered by asset",
-    "cluster_period": "Pooled OLS, clustered by period", "cluster_both": "Pooled OLS, clustered by asset and period",
-    "driscoll_kraay": "Pooled OLS, Driscoll-Kraay", "twopass_fm": "Two-pass, Fama-MacBeth",
-    "twopass_nw": "Two-pass, Newey-West", "twopass_shanken": "Two-pass, Shanken (1992)",
-})
-# first header line per design (default: the two-pass title)
-TITLES = {"pooled": "Pooled OLS beside Fama-MacBeth (firm effect)", "mimicking": "Mimicking portfolios beside two-pass"}
 WIDTH = 78
 
 
@@ -37,7 +28,7 @@ def text_summary(results: FamaMacBethResults) -> str:
     fp = run.get("input_fingerprint", {}) or {}
     first = est.row(0, named=True)
     head_left = [
-        TITLES.get(run.get("design"), "Fama-MacBeth (1973) two-pass procedure"),
+        _design(run).title,
         f"Run: {run['run_name']}  ({run['design']}, {run['engine']})",
         _pass1_line(spec),
         f"Dependent: {spec.get('ret')}" + (f" - {spec['rf']}" if spec.get("rf") else ""),
@@ -49,20 +40,7 @@ def text_summary(results: FamaMacBethResults) -> str:
         f"avg. R-squared    = {_fixed(first['avg_r2'], 10, 4)}",
     ]
     lines = [f"{left:<46}{right}" for left, right in zip(head_left, head_right)]
-    for se_type in results.se_types:
-        block = est.filter(pl.col("se_type") == se_type)
-        lines.append("-" * WIDTH)
-        lines.append(f"{'':>13}|{SE_LABELS.get(se_type, se_type):^64}")
-        lines.append(f"{'':>13}|      Coef.   Std. Err.      t    P>|t|     [95% Conf. Interval]")
-        lines.append("-" * 13 + "+" + "-" * (WIDTH - 14))
-        for row in block.iter_rows(named=True):
-            term = "_cons" if row["term"] == "const" else row["term"]
-            lines.append(
-                f"{term[:12]:>12} |{number(row['estimate'], 11)} {number(row['std_error'], 10)}"
-                f"{_fixed(row['t_stat'], 8, 2)}{_fixed(row['p_value'], 8, 3)}"
-                f"   {number(row['ci_lower'], 10)}  {number(row['ci_upper'], 10)}"
-            )
-    lines.append("-" * WIDTH)
+    lines.extend(_blocks(est, results.se_types))
     tests = (results.extra or {}).get("tests")
     if tests is not None and tests.height:  # fmduck/modeltests.py
         from fmduck.modeltests import summary_lines
@@ -76,14 +54,44 @@ def text_summary(results: FamaMacBethResults) -> str:
         for row in counts.iter_rows(named=True):
             lines.append(f"Skipped ({row['pass']}): {row['len']} {'regression' if row['len'] == 1 else 'regressions'}"
                          f" - {row['reason']}")
-    text = "\n".join(lines)
-    hook = DESIGN_SUMMARIES.get(run.get("design"))
-    if hook is not None:  # a design that lays out more than this block (e.g. fm1973's Table 3)
-        import importlib
+    return _design(run).summary(results, "\n".join(lines))  # a design may lay out more (fm1973's Table 3)
 
-        module, _, function = hook.partition(":")
-        return getattr(importlib.import_module(module), function)(results, text)
-    return text
+
+def _design(run: dict) -> Any:
+    from fmduck.designs import Design, registry
+
+    return registry().get(run.get("design")) or Design()
+
+
+def _blocks(est: pl.DataFrame, se_types: list[str]) -> list[str]:
+    lines = []
+    for se_type in se_types:
+        block = est.filter(pl.col("se_type") == se_type)
+        lines.append("-" * WIDTH)
+        lines.append(f"{'':>13}|{covariance.label(se_type):^64}")
+        lines.append(f"{'':>13}|      Coef.   Std. Err.      t    P>|t|     [95% Conf. Interval]")
+        lines.append("-" * 13 + "+" + "-" * (WIDTH - 14))
+        for row in block.iter_rows(named=True):
+            term = "_cons" if row["term"] == "const" else row["term"]
+            lines.append(
+                f"{term[:12]:>12} |{number(row['estimate'], 11)} {number(row['std_error'], 10)}"
+                f"{_fixed(row['t_stat'], 8, 2)}{_fixed(row['p_value'], 8, 3)}"
+                f"   {number(row['ci_lower'], 10)}  {number(row['ci_upper'], 10)}"
+            )
+    lines.append("-" * WIDTH)
+    return lines
+
+
+def estimates_block(results: FamaMacBethResults, estimates: pl.DataFrame, se_types: list[str] | None = None) -> str:
+    """The xtfmb-style blocks of ``estimates`` (e.g. re-inferred from a stored run's λ_t), with their notes."""
+    se_types = se_types or list(dict.fromkeys(estimates["se_type"].to_list()))
+    missing = [s for s in se_types if s not in set(estimates["se_type"].to_list())]
+    if missing:
+        raise FmduckError(f"run {results.name!r} has no {', '.join(missing)} standard errors; it has "
+                          f"{', '.join(dict.fromkeys(estimates['se_type'].to_list()))}")
+    est = estimates.filter(pl.col("se_type").is_in(se_types))
+    notes = list(dict.fromkeys(n for n in est["convention"].to_list() if n))
+    return "\n".join([f"Run: {results.name}", *_blocks(est, se_types), *(f"Note: {n}" for n in notes)])
 
 
 def _pass1_line(spec: dict) -> str:

@@ -25,26 +25,33 @@ def is_postgres_url(database: Any) -> bool:
     return isinstance(database, str) and bool(_URL.match(database))
 
 
-def open_engine(database: Any, engine: str | None = None, **options: Any) -> Any:
-    """An engine for ``database``: a DuckDB path, a ``postgresql://`` URL, or (``engine="spark"``)
-    a Spark warehouse directory (``None``: the session's default)."""
+def open_engine(database: Any, engine: str | None = None, *, read_only: bool = False, memory_limit: str | None = None,
+                threads: int | None = None, spark_master: str | None = None, spark_conf: list[str] | None = None) -> Any:
+    """An engine for ``database``: a DuckDB path or connection, a ``postgresql://`` URL, or
+    (``engine="spark"``) a Spark warehouse directory or an ``sc://`` Spark Connect URL. ``read_only``:
+    a DuckDB source opened without write access (results go elsewhere); ``memory_limit``, ``threads``:
+    engine settings; ``spark_master``, ``spark_conf``: how to reach a cluster."""
     from fmduck.engine import DuckDBEngine
 
     if hasattr(database, "dialect") and hasattr(database, "query"):
         return database
+    if type(database).__module__.startswith("psycopg"):
+        engine = engine or "postgres"
+    if isinstance(database, str) and database.startswith("sc://"):
+        engine = engine or "spark"
     kind = engine or ("postgres" if is_postgres_url(database) else "duckdb")
     if kind == "postgres":
         from fmduck.engines.postgres import PostgresEngine
 
-        return PostgresEngine(database, **options)
+        return PostgresEngine(database, memory_limit=memory_limit)
     if kind == "spark":
         from fmduck.engines.spark import SparkEngine
 
-        return SparkEngine(warehouse=database, **options)
+        return SparkEngine(warehouse=database, master=spark_master, conf=spark_conf or [])
     if kind == "duckdb":
         if is_postgres_url(database):
-            raise FmduckError(f"{database!r} is a PostgreSQL URL; the DuckDB engine needs a file path")
-        return DuckDBEngine(database)
+            raise FmduckError("that is a PostgreSQL URL; the DuckDB engine needs a file path (or use --engine postgres)")
+        return DuckDBEngine(database, read_only=read_only, memory_limit=memory_limit, threads=threads)
     raise FmduckError(f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")
 
 

@@ -24,9 +24,10 @@ from typing import Any
 import polars as pl
 
 from fmduck import templates
-from fmduck.engine import Relation, _first_line, _is_dataframe, _split, bind
+from fmduck.engine import Relation, bind, first_line, is_dataframe, table_columns
 from fmduck.engines import missing_driver
 from fmduck.errors import FmduckError, InputError
+from fmduck.secrets import mask
 
 try:
     import psycopg
@@ -35,7 +36,6 @@ try:
 except ImportError as _exc:  # pragma: no cover - exercised only without the extra
     raise missing_driver("psycopg", "postgres", _exc) from _exc
 
-_PARAM = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
 
 # format_type() spelling -> DuckDB spelling (validate.py's numeric and period-type checks read these)
 _TYPE_NAMES = {
@@ -85,7 +85,7 @@ class PostgresEngine:
 
     dialect = "postgres"
 
-    def __init__(self, database: str | Any, **connect_options: Any) -> None:
+    def __init__(self, database: str | Any, *, memory_limit: str | None = None, **connect_options: Any) -> None:
         if isinstance(database, psycopg.Connection):
             self.con = database
             self.url = None
@@ -96,7 +96,11 @@ class PostgresEngine:
             try:
                 self.con = psycopg.connect(self.url, autocommit=True, **connect_options)
             except psycopg.Error as exc:
-                raise FmduckError(f"cannot connect to PostgreSQL at {_redact(self.url)}: {_first_line(exc)}") from exc
+                raise FmduckError(mask(f"cannot connect to PostgreSQL at {self.url}: {first_line(exc)}")) from exc
+            except Exception as exc:  # noqa: BLE001 - psycopg's URL parser raises ProgrammingError / ValueError
+                raise FmduckError(mask(f"cannot connect to PostgreSQL at {self.url}: {first_line(exc)}")) from exc
+        if memory_limit is not None:
+            self.execute(f"SET work_mem = {templates.literal(memory_limit.strip().upper().replace('IB', 'B'))}")
         # numeric -> float (sums and means of integer/numeric columns), json as text (results.load_run parses it)
         self.con.adapters.register_loader("numeric", FloatLoader)
         for name in ("json", "jsonb"):
@@ -108,7 +112,7 @@ class PostgresEngine:
     # ---------------------------------------------------------------- inputs
     def relation(self, source: Any, role: str) -> Relation:
         """A table or view (``schema.table``, any case) or a DataFrame (uploaded as a TEMP table)."""
-        if _is_dataframe(source):
+        if is_dataframe(source):
             name = f"fmduck_input_{role}"
             frame = source if isinstance(source, pl.DataFrame) else pl.from_pandas(source)
             self.upload(name, frame)
@@ -130,7 +134,7 @@ class PostgresEngine:
             )
         except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName,
                 psycopg.errors.InvalidName) as exc:
-            raise InputError(f"{label} does not exist in the database ({_first_line(exc)})") from exc
+            raise InputError(f"{label} does not exist in the database ({first_line(exc)})") from exc
         if not columns:
             raise InputError(f"{label} has no columns")
         return Relation(sql=sql, label=label, columns={name: _duckdb_type(kind) for name, kind in columns})
@@ -185,9 +189,24 @@ class PostgresEngine:
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         with self._cursor() as cur:
-            for statement in _split(sql):
+            for statement in templates.statements(sql, self.dialect):
                 self._run(cur, statement, params)
 
+    def table_columns(self, schema: str, table: str) -> dict[str, str] | None:
+        """Column name -> type of ``schema.table``, or None (never raises: safe inside a transaction)."""
+        return table_columns(self, schema, table)
+
+    def create_scratch(self, name: str, statement: str, params: dict[str, Any] | None = None) -> None:
+        """A session-local TEMPORARY table from a query, analyzed for the planner of the next queries."""
+        self.execute(statement, params)
+        self.execute(f"ANALYZE {name}")
+
+    def drop_scratch(self, name: str) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def lock(self, key: str) -> None:
+        """A transaction-scoped advisory lock on ``key``: writers of one run name wait for each other."""
+        self._fetch("SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))", {"key": key})
     def upload(self, name: str, frame: pl.DataFrame) -> None:
         """``frame`` as the session-local TEMP table ``name`` (replacing an earlier upload)."""
         q = templates.ident(name)
@@ -206,8 +225,9 @@ class PostgresEngine:
             self._uploads.discard(name)
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self.con.transaction():
+    def transaction(self, *, rollback: bool = False) -> Iterator[None]:
+        """One transaction; ``rollback``: undo it even on success (a probe of what would be written)."""
+        with self.con.transaction(force_rollback=rollback):
             yield
 
     def insert(self, table_sql: str, frame: pl.DataFrame) -> None:
@@ -227,7 +247,7 @@ class PostgresEngine:
                 self._run(cur, templates.transpile(f"CREATE TABLE {table_sql} ({cols})", self.dialect))
                 self._copy(cur, table_sql, frame)
         except psycopg.errors.DuplicateTable as exc:
-            raise InputError(f"cannot create table {table_sql}: {_first_line(exc)} (use --replace to overwrite)") from exc
+            raise InputError(f"cannot create table {table_sql}: {first_line(exc)} (use --replace to overwrite)") from exc
 
     def close(self) -> None:
         for name in list(self._uploads):
@@ -247,7 +267,7 @@ class PostgresEngine:
         self.log.append(sql)
         bound = _bind(sql, params)
         with _refusals():
-            cur.execute(sql, bound if _PARAM.search(sql) else None)
+            cur.execute(sql, bound if bound else None)
 
     def _copy(self, cur: Any, table_sql: str, frame: pl.DataFrame) -> None:
         if frame.height == 0:
@@ -267,7 +287,7 @@ def _refusals() -> Iterator[None]:
         yield
     except psycopg.errors.InsufficientPrivilege as exc:
         raise InputError(
-            f"PostgreSQL refused: {_first_line(exc)}; with read-only rights on the source, write the "
+            f"PostgreSQL refused: {first_line(exc)}; with read-only rights on the source, write the "
             "results elsewhere (--results results.duckdb, or FamaMacBeth(..., results=...))"
         ) from exc
 
@@ -275,7 +295,7 @@ def _refusals() -> Iterator[None]:
 def _bind(sql: str, params: dict[str, Any] | None) -> dict[str, Any]:
     """The parameters ``sql`` uses, ints bound as bigint."""
     return {k: Int8(v) if isinstance(v, int) and not isinstance(v, bool) else v
-            for k, v in bind(sql, params, _PARAM).items()}
+            for k, v in bind(sql, params, "postgres").items()}
 
 
 def _duckdb_type(pg_type: str) -> str:
@@ -306,7 +326,3 @@ def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
     """Datetimes with a zone written in UTC (PostgreSQL reads the +0000 offset)."""
     zoned = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone]
     return frame.with_columns(pl.col(c).dt.convert_time_zone("UTC") for c in zoned) if zoned else frame
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
