@@ -17,7 +17,7 @@ _EXPORTS = {
     "FamaMacBethResults": "fmduck.results",
     "list_runs": "fmduck.store", "load_run": "fmduck.store", "delete_run": "fmduck.store",
     "DuckDBEngine": "fmduck.engine", "connect": "fmduck.engine",
-    "compare": "fmduck.compare",
+    "compare": "fmduck.comparison",
     "FmduckError": "fmduck.errors", "SpecError": "fmduck.errors", "InputError": "fmduck.errors",
     "EstimationError": "fmduck.errors", "RunExistsError": "fmduck.errors", "RunNotFoundError": "fmduck.errors",
 }

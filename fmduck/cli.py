@@ -286,9 +286,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from fmduck import compare
+    from fmduck import comparison
 
-    print(compare.cmd_compare(args))
+    print(comparison.cmd_compare(args))
     return EXIT_OK
 
 

@@ -112,15 +112,18 @@ class Inference:
     p_value: np.ndarray
     ci_lower: np.ndarray
     ci_upper: np.ndarray
-    df: int
+    df: int | None
     covariance: np.ndarray
 
 
-def inference(se_type: str, estimate: np.ndarray, covariance: np.ndarray, df: int, level: float = 0.95) -> Inference:
-    """t, two-sided p and confidence interval from a covariance, with Student t(df)."""
+def inference(se_type: str, estimate: np.ndarray, covariance: np.ndarray, df: int | None,
+              level: float = 0.95) -> Inference:
+    """t, two-sided p and confidence interval from a covariance, with Student t(df) (``df=None``: the
+    standard normal, for asymptotic tests such as Kan-Robotti-Shanken's)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         se = np.sqrt(np.where(np.diag(covariance) >= 0, np.diag(covariance), np.nan))
         t = estimate / se
-    p = 2.0 * stats.t.sf(np.abs(t), df)
-    q = stats.t.ppf(0.5 + level / 2.0, df)
+    dist = stats.norm if df is None else stats.t(df)
+    p = 2.0 * dist.sf(np.abs(t))
+    q = dist.ppf(0.5 + level / 2.0)
     return Inference(se_type, estimate, se, t, p, estimate - q * se, estimate + q * se, df, covariance)

@@ -32,7 +32,7 @@ from fmduck import templates
 from fmduck.errors import FmduckError
 
 COLUMNS = {"test": pl.Utf8, "se_type": pl.Utf8, "distribution": pl.Utf8, "statistic": pl.Float64,
-           "df1": pl.Int64, "df2": pl.Int64, "p_value": pl.Float64, "note": pl.Utf8}
+           "std_error": pl.Float64, "df1": pl.Int64, "df2": pl.Int64, "p_value": pl.Float64, "note": pl.Utf8}
 
 
 def empty() -> pl.DataFrame:
@@ -41,8 +41,8 @@ def empty() -> pl.DataFrame:
 
 def _row(test: str, se_type: str | None, dist: str | None, stat: float, df1: int | None, df2: int | None,
          p: float, note: str) -> dict[str, Any]:
-    return {"test": test, "se_type": se_type, "distribution": dist, "statistic": stat, "df1": df1, "df2": df2,
-            "p_value": p, "note": note}
+    return {"test": test, "se_type": se_type, "distribution": dist, "statistic": stat, "std_error": None, "df1": df1,
+            "df2": df2, "p_value": p, "note": note}
 
 
 def _skip(test: str, se_type: str | None, reason: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from fmduck.designs import Design, RunOutput
 from fmduck.errors import EstimationError, SpecError
 from fmduck.inference import LAG_RULES, NW_DIVISORS, factor_covariance
 from fmduck.moments import RowSource, Variable
-from fmduck.passes import pass1, pass2, pass3, pricing
+from fmduck.passes import csr, pass1, pass2, pass3, pricing
 from fmduck.plan import Plan, State
 from fmduck.store import TableCopy
 
@@ -199,6 +199,8 @@ def build(run: Any, cat: inputs.Catalog, spec: Any | None = None) -> tuple[Plan,
     setup.pass2 = pass2.add(plan, spec, options.src, options.variables[:-1], y, label, setup.params)
     setup.pass2 = pass2.Pass2(options.src, regressors, setup.pass2.table)
     build_tail(plan, spec, setup)
+    if csr.not_applicable(spec) is None:
+        csr.add(plan, spec, setup)
     return plan, setup
 
 
@@ -254,6 +256,23 @@ def finish(run: Any, spec: Any, setup: Setup, state: State) -> RunOutput:
     pricing_errors = state["pricing_errors"]
     run.say("tests of the model")
     tests = modeltests.model_tests(run, spec, setup, state, covs)
+    extra = {"tests": tests}
+    reason = csr.not_applicable(spec)
+    if reason is None:
+        try:
+            res = state.get("csr_result") or csr.fit(spec, state)
+        except EstimationError as exc:
+            tests = pl.concat([tests, pl.DataFrame(csr.skipped_rows(str(exc).split(": ", 1)[-1]), schema=tests.schema)])
+        else:
+            n_obs = state["lambdas"]
+            estimates = pl.concat([estimates, csr.estimate_rows(res, spec.terms, n_obs.height, float(n_obs["n"].mean()),
+                                                                float(n_obs["r2"].mean()))], how="vertical_relaxed")
+            tests = pl.concat([tests, pl.DataFrame(csr.test_rows(res), schema=tests.schema)])
+            extra["covariance_prices"] = csr.prices(res, spec.terms)
+            conventions += "\n" + res.conventions.splitlines()[0] + " See fmduck.krs.CONVENTIONS."
+    else:
+        tests = pl.concat([tests, pl.DataFrame(csr.skipped_rows(reason), schema=tests.schema)])
+    extra["tests"] = tests
     notes = [conventions, *setup.notes, *state.get("options_notes", [])]
     skipped = [state.get("first_pass_failures"), state.get("options_skipped"), state.get("cross_section_skipped")]
     skipped = [_skipped_frame(s, "first_pass") if s is not None and "pass" not in s.columns else s
@@ -270,7 +289,7 @@ def finish(run: Any, spec: Any, setup: Setup, state: State) -> RunOutput:
         fingerprint=fingerprint(setup.catalog, state, lambdas, pass2_rows=pass2_rows,
                                 n_assets=int(pricing_errors.height)),
         n_periods=lambdas.height, avg_n=float(lambdas["n"].mean()), avg_r2=float(lambdas["r2"].mean()),
-        extra={"tests": tests}, first_pass=first_pass, first_pass_layout=layout,
+        extra=extra, first_pass=first_pass, first_pass_layout=layout,
         first_pass_terms=["const", *spec.factor_cols] if setup.first_pass else [],
         inference_inputs={"sigma_f": sigma_f.tolist() if sigma_f is not None else None},
     )
@@ -311,11 +330,35 @@ def _skipped_frame(frame: pl.DataFrame, pass_name: str) -> pl.DataFrame:
     return frame.select(pl.lit(pass_name).alias("pass"), *[c for c in frame.columns])
 
 
+def fit_weighted_csr(run: Any, cat: inputs.Catalog) -> RunOutput:
+    """``csr = gls | wls``: pass 1 in the engine, the CSR of the balanced block in Python (its γ_t are
+    the run's λ_t), then the pricing errors and pass 3 on them as usual."""
+    spec = run.spec
+    reason = csr.not_applicable(spec)
+    if reason:
+        raise SpecError(f"--csr {spec.csr}: {reason}")
+    plan, setup = build_shared(run, cat, spec)
+    factors = [{"ident": templates.ident(c), "alias": f"f{j}"} for j, c in enumerate(spec.factor_cols)]
+    plan.add("factor_series", "factor series", templates.source(
+        "factor_series", plan.dialect, relation=cat.factors.sql, key=cat.factor_key.sql("f"),
+        calendar=plan.name("calendar"), factors=factors), then=lambda state, frame: state.__setitem__("factor_series", frame))
+    csr.add(plan, spec, setup)
+    state = plan.execute(run)
+    run.say(f"pass 2: one {spec.csr.upper()} cross-sectional regression on mean returns (Kan-Robotti-Shanken)")
+    res = csr.fit(spec, state)
+    table = run.upload("lambdas", csr.gamma_table(res, spec, state["csr_pidx"], state["csr_R"]))
+    mplan, msetup = build_member(run, cat, spec, setup, table)
+    mstate = mplan.execute(run, State(dict(state.values)))
+    mstate["csr_result"] = res
+    return finish(run, spec, msetup, mstate)
+
+
 # ====================================================================== the design
 class TwoPass(Design):
     name = "twopass"
     help = "two-pass Fama-MacBeth: betas (full or rolling) and/or characteristics, per-period cross sections"
     update = None
+    tables = {"covariance_prices": csr.PRICES_TABLE}
 
     def validate(self, spec: Any) -> None:
         validate_spec(spec)
@@ -335,6 +378,8 @@ class TwoPass(Design):
             from fmduck.designs import grid
 
             return grid.fit(run, cat)
+        if spec.csr != "ols":
+            return fit_weighted_csr(run, cat)
         plan, setup = build(run, cat)
         state = plan.execute(run)
         return finish(run, spec, setup, state)
