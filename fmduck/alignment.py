@@ -18,11 +18,14 @@ inputs' keys is the data's own frequency (month, not week).
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
 
 from fmduck import templates
 from fmduck.engine import Engine, Relation
-from fmduck.periods import FREQS, period_end
+from fmduck.errors import InputError
+from fmduck.periods import FREQS, classify_text_periods, period_end, text_format, yyyymm_format
 
 MAX_PANEL_DUPLICATES = 0.01
 MIN_GAIN = 0.10
@@ -153,8 +156,6 @@ def alignment_message(alignment: Alignment, panel_label: str, period: str, facto
 def diagnose_and_refuse(engine: Engine, panel: Relation, period: str, asset: str, factors: Relation,
                         factor_period: str) -> Alignment:
     """:func:`diagnose`; raise InputError with :func:`alignment_message` when it is misaligned."""
-    from fmduck.errors import InputError
-
     alignment = diagnose(engine, panel, period, asset, factors, factor_period)
     if alignment.misaligned:
         best = alignment.suggestion
@@ -177,3 +178,69 @@ def _fmt(value: object) -> str:
 
 def _pct(share: float) -> str:
     return f"{100 * share:.1f} %"
+
+
+# ------------------------------------------------------------------ period types that cannot meet
+def period_type_mismatch(a_label: str, a_column: str, a_type: str, a_examples: list[object],
+                         b_label: str, b_column: str, b_type: str, b_examples: list[object]) -> str:
+    """The one-line error for period columns of different kinds (date, number, text), with a few
+    values of each side and a fix that works: ``fmduck load --period-format`` for files, a view for
+    tables. Call it from ``fmduck.validate.require_same_period_type`` with a few distinct values."""
+    sides = [(a_label, a_column, a_type, a_examples), (b_label, b_column, b_type, b_examples)]
+    shown = [f"{label}.{col} is {typ} (e.g. {', '.join(_fmt(v) for v in ex[:3])})" if ex else f"{label}.{col} is {typ}"
+             for label, col, typ, ex in sides]
+    kinds = [_kind(t) for _, _, t, _ in sides]
+    if "date" in kinds:  # convert the other side to dates
+        fix = _to_date_fix(*sides[kinds.index("date") ^ 1])
+    else:  # a number and a text side: the text as integers when it is digits, else both as dates
+        label, col, _, ex = sides[kinds.index("text")]
+        if ex and all(str(v).strip().isdigit() for v in ex):
+            fix = f"cast {label}.{col} to integers (CAST({templates.ident(col)} AS INTEGER) in a view)"
+        else:
+            both = [_to_date_fix(*side) for side in sides]
+            fix = " and ".join(both) if all(both) else None
+    fix = fix or "give both the same type (integers, or dates; a view can convert one side)"
+    if "first day of each month" in fix:
+        fix += "; then --freq month meets month-end and trading-day dates"
+    return f"period columns do not match: {shown[0]} but {shown[1]}; {fix}"
+
+
+def _kind(type_name: str) -> str:
+    if is_date_type(type_name):
+        return "date"
+    return "text" if type_name.upper() in ("VARCHAR", "TEXT", "STRING") else "number"
+
+
+def _to_date_fix(label: str, column: str, type_name: str, examples: list[object]) -> str | None:
+    """How to read a number or text period side as DATE, or None when its values say nothing clear."""
+    kind = _kind(type_name)
+    col = templates.ident(column)
+    if kind == "number":
+        fmt = yyyymm_format([int(v) for v in examples if v is not None])
+        if fmt is None:
+            return None
+        view = (f"make_date(CAST({col} // 100 AS INTEGER), CAST({col} % 100 AS INTEGER), 1)" if fmt == "yyyymm"
+                else f"CAST(strptime(CAST({col} AS VARCHAR), '%Y%m%d') AS DATE)")
+        what = "the first day of each month" if fmt == "yyyymm" else "dates"
+    elif kind == "text":
+        result = classify_text_periods([str(v) for v in examples if v is not None], column, f"{label}.{column}")
+        if not result.accepted:
+            return result.message.split(": ", 1)[1]
+        fmt, f = result.format, text_format(result.format)
+        view = (f"CAST(strptime({col}, '{f.strptime.replace('/', _separator(examples))}') AS DATE)" if f.strptime
+                else f"<the first day of the {f.unit} {fmt} names>")
+        what = "dates" if f.unit == "day" else f"the first day of each {f.unit}"
+    else:
+        return None
+    path = label.split(" file ", 1)[1] if " file " in label else None
+    how = (f"load {path} with fmduck load DB {shlex.quote(path)} --table NAME --period-format {shlex.quote(fmt)}"
+           if path else f"read {label}.{column} in a view")
+    return f"{how} ({what}: CREATE VIEW v AS SELECT * REPLACE ({view} AS {col}) FROM ...)"
+
+
+def _separator(examples: list[object]) -> str:
+    for v in examples:
+        found = re.search(r"[^0-9A-Za-z]+", str(v).strip())
+        if found:
+            return found.group(0)
+    return ""

@@ -23,7 +23,7 @@ Text periods. :func:`classify_text_periods` looks at the distinct values of a te
 - ``ordered``: text order is time order, and the text is kept and compared as text. Every value
   has the same shape (same width, same separators) and its fields run from the year down:
   ``YYYY``, ``YYYYMM``, ``YYYYMMDD``, ``YYYY-MM``, ``YYYY-MM-DD`` (any one separator, zero-padded),
-  ``YYYYQn`` / ``YYYY-Qn``, ``YYYY-Www`` (ISO week), ``YYYYmMM`` (Stata ``%tm``, zero-padded);
+  ``YYYYQn`` / ``YYYY-Qn``, ``YYYY-Www`` (ISO week), ``YYYYmM`` (Stata ``%tm``) with two-digit months;
 - ``parse``: the text names dates in one format the data make unambiguous, read into DATE by
   :func:`parse_text_period`: ``MM/DD/YYYY``, ``DD/MM/YYYY`` (some day above 12 decides),
   ``MM/YYYY``, ``YYYY-MM-DD`` / ``YYYY-MM`` without zero padding, ``Mon YYYY``, ``MonYYYY``,
@@ -43,12 +43,14 @@ another shape is NULL.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlglot import exp
 
 from fmduck import templates
+from fmduck.errors import SpecError
 
 FREQS = ("day", "week", "month", "quarter", "year")
 
@@ -89,11 +91,24 @@ def period_end_date(value: date | datetime, freq: str) -> date:
 
 
 def check_freq(freq: str) -> str:
-    from fmduck.errors import SpecError
-
     if freq not in FREQS:
         raise SpecError(f"--freq must be one of {', '.join(FREQS)}, got {freq!r}")
     return freq
+
+
+_YYYYMM, _YYYYMMDD = (100_001, 999_912), (10_000_101, 99_991_231)
+
+
+def yyyymm_format(values: list[int]) -> str | None:
+    """``yyyymm`` when every value is in 100001-999912, ``yyyymmdd`` in 10000101-99991231, else None."""
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    if _YYYYMM[0] <= low and high <= _YYYYMM[1]:
+        return "yyyymm"
+    if _YYYYMMDD[0] <= low and high <= _YYYYMMDD[1]:
+        return "yyyymmdd"
+    return None
 
 
 # ------------------------------------------------------------------ text periods
@@ -156,8 +171,6 @@ TEXT_FORMATS = tuple(f.name for f in FORMATS)
 def text_format(name: str) -> TextFormat:
     """The format a user named (``--period-format``): its exact name, else ignoring case and separators
     (``mm-dd-yyyy``), or an alias (``M/D/YYYY``, ``YYYY-Qn``, ``DD-MON-YYYY`` ...)."""
-    from fmduck.errors import SpecError
-
     for f in FORMATS:
         if f.name == name:
             return f
@@ -251,7 +264,8 @@ def _sql_month(n: str, where: str) -> str:
         whens = " ".join(f"WHEN '{m.upper()}' THEN '{i}'" for i, m in enumerate(_MONTH_NAMES, 1))
         return f"(CASE SUBSTRING({_sql_field(n, src)}, 1, 3) {whens} END)"
     if kind == "q":
-        return f"(CASE {_sql_field(n, src)} WHEN '1' THEN '1' WHEN '2' THEN '4' WHEN '3' THEN '7' WHEN '4' THEN '10' END)"
+        whens = " ".join(f"WHEN '{q}' THEN '{3 * q - 2}'" for q in range(1, 5))
+        return f"(CASE {_sql_field(n, src)} {whens} END)"
     return _sql_field(n, where)
 
 
@@ -298,7 +312,7 @@ def classify_text_periods(samples: list[str | None], column: str = "period", lab
     fits = [f for f in FORMATS if all(_reads(v, f) for v in values)]
     if len(fits) > 1:
         names = tuple(f.name for f in fits)
-        how = " or ".join(f"{option} {n}" for n in names)
+        how = " or ".join(f"{option} {shlex.quote(n)}" for n in names)
         return TextPeriods(
             "ambiguous", None,
             f"{column}: text periods like {shown} read as {' and as '.join(names)} (no day above 12); "

@@ -46,7 +46,8 @@ def calendar_frame() -> pl.DataFrame:
 
 
 def calendar_sql(relation: str, dialect: str) -> str:
-    cols = ", ".join(f"{templates.sql(period_end(templates.ident(c), f))} AS {c}_{f}" for f in FREQS for c in ("d", "ts"))
+    cols = ", ".join(f"{templates.sql(period_end(templates.ident(c), f))} AS {c}_{f}"
+                     for f in FREQS for c in ("d", "ts"))
     return templates.transpile(f"SELECT id, {cols} FROM {templates.ident(relation)} ORDER BY id", dialect)
 
 
@@ -109,13 +110,15 @@ def text_cases() -> dict[str, list[tuple[bool, list[tuple[str, date]]]]]:
                        variant(False, lambda d: f"{d.day:02d}/{d.month:02d}/{d.year}", day)],
         "MM/YYYY": [variant(False, lambda d: f"{d.month}/{d.year}", fom),
                     variant(False, lambda d: f"{d.month:02d}-{d.year}", fom)],
-        "Qn YYYY": [variant(False, lambda d: f"Q{q(d)} {d.year}", foq), variant(False, lambda d: f"q{q(d)}-{d.year}", foq)],
+        "Qn YYYY": [variant(False, lambda d: f"Q{q(d)} {d.year}", foq),
+                    variant(False, lambda d: f"q{q(d)}-{d.year}", foq)],
         "Mon YYYY": [variant(False, lambda d: f"{mon(d)[:3]} {d.year}", fom),
                      variant(False, lambda d: f"{mon(d)} {d.year}", fom),
                      variant(False, lambda d: f"{mon(d)[:3].upper()}-{d.year}", fom),
                      variant(False, lambda d: f"{'Sept' if d.month == 9 else mon(d)[:3]}. {d.year}", fom)],
         "MonYYYY": [variant(False, lambda d: f"{mon(d)[:3].upper()}{d.year}", fom)],
-        "YYYY Mon": [variant(False, lambda d: f"{d.year} {mon(d)[:3]}", fom), variant(False, lambda d: f"{d.year}-{mon(d)}", fom)],
+        "YYYY Mon": [variant(False, lambda d: f"{d.year} {mon(d)[:3]}", fom),
+                     variant(False, lambda d: f"{d.year}-{mon(d)}", fom)],
         "DD Mon YYYY": [variant(False, lambda d: f"{d.day} {mon(d)[:3]} {d.year}", day),
                         variant(False, lambda d: f"{d.day:02d}-{mon(d)[:3].upper()}-{d.year}", day)],
         "DDMonYYYY": [variant(False, lambda d: f"{d.day:02d}{mon(d)[:3].upper()}{d.year}", day)],

@@ -65,7 +65,8 @@ def test_last_trading_days_against_month_ends_or_firsts_is_refused_with_freq_mon
     share = f"{100 * want['exact_rows'] / want['n_rows']:.1f} %"
     assert msg.startswith(f"table crsp.date and table ff.date match on {share} of panel rows "
                           f"({want['exact_rows']:,} of {want['n_rows']:,}; e.g. crsp ")
-    assert msg.endswith("mapped to months they match on 100.0 %: add --freq month (each period is then dated by its last day)")
+    assert msg.endswith("mapped to months they match on 100.0 %: add --freq month "
+                        "(each period is then dated by its last day)")
     pairs = al.examples(engine, p, "date", f, "date", "month")
     assert len(pairs) == 3
     for panel_day, factor_day in pairs:

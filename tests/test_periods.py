@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from datetime import date
 
-import polars as pl
 import pytest
 from period_cases import (
     calendar_dates, calendar_frame, calendar_sql, expected_calendar, invalid_date_sql, oracle_end, text_cases,
@@ -135,7 +134,8 @@ def test_day_month_order_is_decided_by_a_day_above_12():
     (["1", "2", "10"], "cast them to integers"),
     (["01/02/01", "12/31/99"], "two-digit years"),
     (["Jan 01", "Feb 01"], "two-digit years"),
-    (["2001-01", "2001-02", "2001-03-15"], "1 of 3 distinct text periods are not YYYY-MM like the rest, e.g. '2001-03-15'"),
+    (["2001-01", "2001-02", "2001-03-15"],
+     "1 of 3 distinct text periods are not YYYY-MM like the rest, e.g. '2001-03-15'"),
     (["2001-W52", "2001-W53"], "not YYYY-Www"),          # 2001 has 52 ISO weeks
     (["13/13/2001"], "no format fmduck reads"),
     (["FY2001", "FY2002"], "no format fmduck reads"),
