@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import polars as pl
 import pytest
 from period_cases import (
     calendar_dates, calendar_frame, calendar_sql, expected_calendar, invalid_date_sql, oracle_end, text_cases,
@@ -21,7 +22,8 @@ from fmduck import templates
 from fmduck.engine import DuckDBEngine
 from fmduck.errors import SpecError
 from fmduck.periods import (
-    FREQS, FORMATS, TEXT_FORMATS, classify_text_periods, parse_text_value, period_end, period_end_date, text_format,
+    FREQS, FORMATS, TEXT_FORMATS, classify_text_periods, parse_text_period, parse_text_value, period_end,
+    period_end_date, text_format,
 )
 
 
@@ -170,3 +172,36 @@ def test_units_of_the_formats():
     assert units["YYYYQn"] == units["Qn YYYY"] == "quarter" and units["YYYY-Www"] == "week"
     assert units["YYYY"] == "year" and units["MM/YYYY"] == units["Mon YYYY"] == units["YYYYmM"] == "month"
     assert parse_text_value("2004-W53", "YYYY-Www") == date(2004, 12, 27)
+
+
+# ------------------------------------------------------------------ text periods in a run
+@pytest.mark.parametrize("fmt, write", [
+    ("MM/YYYY", lambda t: f"{t}/2001"),                 # parsed: text order 1/2001, 10/2001, 2/2001 ...
+    ("Mon YYYY", lambda t: f"{['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct'][t - 1]} 2001"),
+    ("DD/MM/YYYY", lambda t: f"{t + 12}/{t}/2001"),
+    ("YYYYQn", lambda t: f"{1999 + (t + 1) // 4}Q{(t + 1) % 4 + 1}"),  # ordered: kept as text
+])
+def test_text_periods_give_the_estimates_of_integer_periods(con, data_dir, fmt, write):
+    """Petersen's panel with year t written as text: read as the classifier says (DATE via
+    parse_text_period, or the text itself when ordered), Fama-MacBeth and Newey-West equal those on
+    the integer periods; the text order itself would scramble the Newey-West neighbours."""
+    from fmduck import FamaMacBeth, Spec
+
+    panel = pl.read_csv(data_dir / "petersen_test_data.csv")
+    texts = {t: write(t) for t in range(1, 11)}
+    kind = classify_text_periods(list(texts.values()))
+    assert (kind.kind, kind.format) == ("ordered" if fmt == "YYYYQn" else "parse", fmt)
+    con.register("raw", panel.with_columns(pl.col("year").replace_strict(texts).alias("label")).to_arrow())
+    period = templates.sql(parse_text_period(templates.ident("label"), fmt)) if kind.kind == "parse" else "label"
+    con.execute(f"CREATE VIEW pet AS SELECT firm, y, x, {period} AS period FROM raw")
+    common = dict(returns="pet", asset="firm", ret="y", chars=["x"], nw_lags=2)
+    got = FamaMacBeth(Spec(name=f"t_{kind.kind}", period="period", **common), con).fit(write=False)
+    con.execute("CREATE VIEW pet_int AS SELECT firm, y, x, year AS period FROM raw")
+    want = FamaMacBeth(Spec(name="t_int", period="period", **{**common, "returns": "pet_int"}), con).fit(write=False)
+    for se in ("fm", "nw"):
+        a, b = got.table(se), want.table(se)
+        assert a["estimate"].to_list() == pytest.approx(b["estimate"].to_list(), rel=1e-12)
+        assert a["std_error"].to_list() == pytest.approx(b["std_error"].to_list(), rel=1e-12)
+    if sorted(texts.values()) != list(texts.values()):  # the text as it is: NW over the wrong neighbours
+        raw = FamaMacBeth(Spec(name="t_raw", period="label", **{**common, "returns": "raw"}), con).fit(write=False)
+        assert raw.table("nw")["std_error"][1] != pytest.approx(want.table("nw")["std_error"][1], rel=1e-3)
