@@ -60,7 +60,7 @@ def read_file(path: str | Path, *, missing: tuple[str, ...] = MISSING, text: tup
         return pl.read_parquet(path)
     reader = DuckDBEngine()
     try:
-        return reader.query(f"SELECT * FROM {_read_csv(path, missing, text)}")
+        return reader.query(f"SELECT * FROM {read_csv_sql(path, missing, text)}")
     except Exception as exc:  # DuckDB's own error types; the message names the row
         raise InputError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from exc
     finally:
@@ -87,7 +87,7 @@ def read_prepared(path: str | Path, *, wide: bool = False, period: str = "period
     if ".parquet" in path.suffixes:
         return prepare(read_file(path), wide=wide, period=period, period_format=period_format,
                        source=str(path), notify=notify, **options)
-    types, day_month = _sniff(path, missing)
+    types, day_month = sniff_csv(path, missing)
     first_blank = _blank_first_header(path)
     period_in_file = next(iter(types)) if wide or first_blank else period
     text = list(day_month)
@@ -242,18 +242,20 @@ def _existing(path: str | Path) -> Path:
     return path
 
 
-def _read_csv(path: Path, missing: tuple[str, ...], text: tuple[str, ...]) -> str:
+def read_csv_sql(path: Path, missing: tuple[str, ...] = MISSING, text: tuple[str, ...] = ()) -> str:
+    """The ``read_csv(...)`` call: DuckDB's sniffer, ``missing`` as NULL, ``text`` columns as VARCHAR."""
     args = [templates.literal(str(path)), "nullstr = [" + ", ".join(templates.literal(m) for m in missing) + "]"]
     if text:
         args.append("types = {" + ", ".join(f"{templates.literal(c)}: 'VARCHAR'" for c in text) + "}")
     return f"read_csv({', '.join(args)})"
 
 
-def _sniff(path: Path, missing: tuple[str, ...]) -> tuple[dict[str, str], tuple[str, ...]]:
-    """Column types as ``read_csv`` reads them, and the DATE/TIMESTAMP columns it reads day/month first."""
+def sniff_csv(path: Path, missing: tuple[str, ...] = MISSING) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Column types as ``read_csv`` reads them, and the DATE/TIMESTAMP columns it reads with a
+    day/month format ('%d/%m/%Y' when no value decides): read those as ``text`` and classify them."""
     reader = DuckDBEngine()
     try:
-        types = dict(reader.query(f"DESCRIBE SELECT * FROM {_read_csv(path, missing, ())}")
+        types = dict(reader.query(f"DESCRIBE SELECT * FROM {read_csv_sql(path, missing, ())}")
                      .select("column_name", "column_type").iter_rows())
         sniffed = reader.query(f"SELECT DateFormat, TimestampFormat FROM sniff_csv({templates.literal(str(path))})")
     except Exception as exc:
