@@ -13,6 +13,7 @@ from fmduck.templates import template_dirs
 
 PORTFOLIOS = "ff_portfolios_monthly.csv"
 FACTORS = "ff_factors_monthly.csv"
+FACTOR_COLUMNS = ["MktRF", "SMB", "HML", "Mom", "RF"]  # in percent, as the portfolios
 
 
 def data_dir() -> Path:
@@ -37,7 +38,7 @@ def run_demo(path: str | Path = "fmduck-demo.duckdb", progress: Progress | None 
     engine = DuckDBEngine(path)
     folder = data_dir()
     loader.load(engine, folder / PORTFOLIOS, "ff_portfolios", wide=True, unit="percent", replace=True)
-    loader.load(engine, folder / FACTORS, "ff_factors", unit="percent", replace=True)
+    loader.load(engine, folder / FACTORS, "ff_factors", unit="percent", percent_cols=FACTOR_COLUMNS, replace=True)
     out = [FamaMacBeth(spec, engine).fit(progress=progress) for spec in demo_specs()]
     engine.close()
     return out

@@ -1,91 +1,304 @@
 """Turn files into tables: long panels as they are, and wide files laid out as Ken French publishes
-them (first column the period as YYYYMM or YYYYMMDD, one column per portfolio, returns in percent)."""
+them (first column the period as YYYYMM or YYYYMMDD, one column per portfolio, returns in percent).
+
+Reading. CSV/TSV files are read by DuckDB's ``read_csv`` — the reader ``--returns file.csv`` uses —
+so a loaded table and the file read directly have the same column types: 'YYYY-MM-DD' text is a
+DATE, a timestamp a TIMESTAMP, numbers are numbers. Missing values: empty and ``NA``; in ``--wide``
+files also Ken French's ``-99.99`` and ``-999`` (in a long file -99.99 is a return). One exception
+to "as read_csv": day/month dates. ``read_csv`` reads '01/02/2001' as 1 February (DD/MM) when no
+value decides; here such columns are read by :func:`fmduck.periods.classify_text_periods`, which
+reads them when some day is above 12 (the same dates as ``read_csv``) and otherwise refuses the
+period column and keeps any other column as text. Parquet files are read by polars.
+
+The period column (``--period-format``):
+
+- ``auto`` (default): integers 100001-999912 are YYYYMM and become the **first day of the month**
+  as DATE (19490101 ... as YYYYMMDD: the day); other integers stay integers. Text in time order as
+  text (``2001-01``, ``2001Q1``) stays text; text in another unambiguous format (``1/2001``,
+  ``Jan 2001``, ``01/31/2001``) becomes DATE; ambiguous or unknown text is refused with the fix.
+  With ``fmduck run --freq month`` a first-of-month date is mapped to its month's last day, so
+  YYYYMM factors meet CRSP's last-trading-day dates and month-end dates alike.
+- ``yyyymm`` / ``yyyymmdd``: the same conversion, required (integers or digit text).
+- a text format of :data:`fmduck.periods.TEXT_FORMATS` (``MM/DD/YYYY``, ``DD/MM/YYYY``, ``MM/YYYY``,
+  ``Mon YYYY``, ``YYYY-MM-DD``, ``YYYYQn`` ...; separators and case free): read the column as
+  text in that format into DATE (first day of a month, quarter, week or year); a value in
+  another format is refused with examples.
+- ``none``: keep the column exactly as read.
+
+Units (``--unit percent|bp``) scale only the columns named: ``--percent-cols a,b`` in a long file,
+the return columns of a ``--wide`` file. Identifiers, periods and characteristics are never scaled;
+a long file with a unit and no ``--percent-cols`` is refused.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+import argparse
+import csv
+import gzip
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from fmduck import templates
-from fmduck.engine import Engine
+from fmduck.engine import DuckDBEngine, Engine
 from fmduck.errors import InputError, SpecError
+from fmduck.periods import TEXT_FORMATS, classify_text_periods, parse_text_period, text_format, yyyymm_format
 
-PERIOD_FORMATS = ("auto", "yyyymm", "yyyymmdd", "none")
+PERIOD_FORMATS = ("auto", "yyyymm", "yyyymmdd", "none", *TEXT_FORMATS)
 UNITS = {"decimal": 1.0, "percent": 100.0, "bp": 10_000.0}
+MISSING = ("", "NA")
+KEN_FRENCH_MISSING = ("-99.99", "-999")
 
 
-def read_file(path: str | Path) -> pl.DataFrame:
-    """Read a CSV/TSV or Parquet file into polars."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"file not found: {path}")
+def read_file(path: str | Path, *, missing: tuple[str, ...] = MISSING, text: tuple[str, ...] = ()) -> pl.DataFrame:
+    """A CSV/TSV file through DuckDB's ``read_csv`` (``missing`` read as NULL, ``text`` columns as
+    VARCHAR), a Parquet file through polars."""
+    path = _existing(path)
     if ".parquet" in path.suffixes:
         return pl.read_parquet(path)
-    separator = "\t" if ".tsv" in path.suffixes else ","
+    reader = DuckDBEngine()
     try:
-        return pl.read_csv(path, separator=separator, infer_schema_length=10_000, null_values=["", "NA", "-99.99", "-999"])
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+        return reader.query(f"SELECT * FROM {read_csv_sql(path, missing, text)}")
+    except Exception as exc:  # DuckDB's own error types; the message names the row
+        raise InputError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from exc
+    finally:
+        reader.close()
+
+
+def load(engine: Engine, path: str | Path, table: str, *, replace: bool = False,
+         notify: Callable[[str], None] | None = None, **options: Any) -> int:
+    """Load ``path`` into a new table ``table``; return the number of rows written. ``options``: those
+    of :func:`prepare`; ``notify`` receives notes (columns kept as text) for the user."""
+    frame = read_prepared(path, notify=notify, **options)
+    engine.create_table(templates.table(table), frame, replace=replace)
+    return frame.height
+
+
+def read_prepared(path: str | Path, *, wide: bool = False, period: str = "period",
+                  period_format: str = "auto", notify: Callable[[str], None] | None = None,
+                  **options: Any) -> pl.DataFrame:
+    """:func:`read_file` with the day/month date columns and a period column in a text format read
+    as text, then :func:`prepare`."""
+    path = _existing(path)
+    check_period_format(period_format)
+    missing = MISSING + KEN_FRENCH_MISSING if wide else MISSING
+    if ".parquet" in path.suffixes:
+        return prepare(read_file(path), wide=wide, period=period, period_format=period_format,
+                       source=str(path), notify=notify, **options)
+    types, day_month = sniff_csv(path, missing)
+    first_blank = _blank_first_header(path)
+    period_in_file = next(iter(types)) if wide or first_blank else period
+    text = list(day_month)
+    if period_format not in ("auto", "none", "yyyymm", "yyyymmdd") and types.get(period_in_file, "").startswith(
+            ("DATE", "TIMESTAMP")):
+        text.append(period_in_file)
+    frame = read_file(path, missing=missing, text=tuple(dict.fromkeys(text)))
+    if first_blank and not wide:
+        frame = frame.rename({frame.columns[0]: period})
+    return prepare(frame, wide=wide, period=period, period_format=period_format, source=str(path),
+                   day_month=tuple(c for c in day_month if c != period_in_file), notify=notify, **options)
 
 
 def prepare(frame: pl.DataFrame, *, wide: bool = False, period: str = "period", asset: str = "asset",
             value: str = "ret", period_format: str = "auto", unit: str = "decimal",
-            source: str = "file") -> pl.DataFrame:
-    """Name the period column, convert YYYYMM(DD) periods to dates, unpivot wide files, scale units."""
-    if period_format not in PERIOD_FORMATS:
-        raise SpecError(f"period format must be one of {', '.join(PERIOD_FORMATS)}, got {period_format!r}")
+            percent_cols: list[str] | None = None, source: str = "file", day_month: tuple[str, ...] = (),
+            notify: Callable[[str], None] | None = None) -> pl.DataFrame:
+    """Name the period column, read it (``period_format``), unpivot wide files, scale ``unit`` columns.
+
+    ``day_month``: other text columns that hold day/month dates, read as DATE when unambiguous."""
+    check_period_format(period_format)
     if unit not in UNITS:
         raise SpecError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
-    first = frame.columns[0]
-    if wide or first.strip() == "":
-        frame = frame.rename({first: period})
+    if wide:
+        frame = frame.rename({frame.columns[0]: period})
     if period not in frame.columns:
-        raise InputError(f"{source}: no period column {period!r}; columns are {', '.join(frame.columns)}")
-    frame = frame.with_columns(_convert_period(frame[period], period_format, source))
+        raise InputError(f"{source}: no period column {period!r}; columns are {', '.join(frame.columns)} "
+                         "(name it with --period-name)")
+    frame = frame.with_columns(_read_period(frame[period], period_format, source))
+    for name in day_month:
+        frame = frame.with_columns(_read_dates(frame[name], source, notify))
     value_cols = [c for c in frame.columns if c != period]
     if wide:
         bad = [c for c in value_cols if not frame[c].dtype.is_numeric()]
         if bad:
             raise InputError(f"{source}: wide layout needs numeric asset columns; not numeric: {', '.join(bad)}")
         frame = frame.unpivot(index=period, on=value_cols, variable_name=asset, value_name=value).select(
-            asset, period, value
-        )
-        value_cols = [value]
-    scale = UNITS[unit]
-    if scale != 1.0:
-        numeric = [c for c in value_cols if frame[c].dtype.is_numeric() and c not in (asset,)]
-        frame = frame.with_columns([(pl.col(c).cast(pl.Float64) / scale).alias(c) for c in numeric])
-    return frame
+            asset, period, value)
+    scaled = _unit_columns(frame, wide, value, period, unit, percent_cols or [], source)
+    return frame.with_columns([_divide(frame[c], UNITS[unit]) for c in scaled])
 
 
-def load(engine: Engine, path: str | Path, table: str, *, replace: bool = False, **options: Any) -> int:
-    """Load ``path`` into a new table ``table``; return the number of rows written."""
-    frame = prepare(read_file(path), source=str(path), **options)
-    engine.create_table(templates.table(table), frame, replace=replace)
-    return frame.height
-
-
-def _convert_period(series: pl.Series, fmt: str, source: str) -> pl.Series:
-    if fmt == "none" or not series.dtype.is_integer():
-        if fmt in ("yyyymm", "yyyymmdd") and not series.dtype.is_integer():
-            raise InputError(f"{source}: period column {series.name!r} is {series.dtype}, not YYYYMM integers")
-        return series
-    values = series.drop_nulls()
-    if fmt == "auto":
-        if values.len() and values.min() >= 100_001 and values.max() <= 999_912:
-            fmt = "yyyymm"
-        elif values.len() and values.min() >= 10_000_101 and values.max() <= 99_991_231:
-            fmt = "yyyymmdd"
-        else:
-            return series
+def check_period_format(period_format: str) -> None:
+    if period_format in ("auto", "yyyymm", "yyyymmdd", "none"):
+        return
     try:
-        if fmt == "yyyymm":
-            dates = [None if v is None else date(v // 100, v % 100, 1) for v in series.to_list()]
-        else:
-            dates = [None if v is None else date(v // 10_000, v // 100 % 100, v % 100) for v in series.to_list()]
-    except ValueError as exc:
-        raise InputError(f"{source}: period column {series.name!r} has a value that is not {fmt.upper()}: {exc}") from exc
-    return pl.Series(series.name, dates, dtype=pl.Date)
+        text_format(period_format)
+    except SpecError:
+        raise SpecError(f"period format must be auto, yyyymm, yyyymmdd, none or a text format "
+                        f"({', '.join(TEXT_FORMATS)}), got {period_format!r}") from None
+
+
+# ------------------------------------------------------------------ periods
+def _read_period(series: pl.Series, fmt: str, source: str) -> pl.Series:
+    where = f"{source}: period column {series.name!r}"
+    if fmt == "none":
+        return series
+    if series.dtype.is_integer():
+        if fmt == "auto":
+            fmt = yyyymm_format(series.drop_nulls().to_list())
+            if fmt is None:
+                return series
+        return _parse(series, "YYYYMM" if fmt == "yyyymm" else "YYYYMMDD" if fmt == "yyyymmdd" else fmt, where)
+    if series.dtype == pl.String:
+        if fmt in ("yyyymm", "yyyymmdd"):
+            return _parse(series, fmt.upper(), where)
+        if fmt != "auto":
+            return _parse(series, fmt, where)
+        kind = classify_text_periods(series.unique().to_list(), series.name, where)
+        if kind.kind == "ordered":
+            return series
+        if kind.kind == "parse":
+            return _parse(series, kind.format, where)
+        raise InputError(f"{kind.message}; or --period-format none keeps the text as it is")
+    if fmt != "auto":
+        raise InputError(f"{where} is {series.dtype}, not integers or text; --period-format {fmt} reads those "
+                         "(drop it to keep the column as it is)")
+    return series
+
+
+def _read_dates(series: pl.Series, source: str, notify: Callable[[str], None] | None) -> pl.Series:
+    """A day/month date column other than the period: DATE when unambiguous, else kept as text."""
+    kind = classify_text_periods(series.unique().to_list(), series.name, f"{source}: column {series.name!r}")
+    if kind.kind == "parse" and kind.format in ("MM/DD/YYYY", "DD/MM/YYYY"):
+        return _parse(series, kind.format, f"{source}: column {series.name!r}")
+    if notify is not None:
+        notify(f"{kind.message.split(';')[0]}; kept as text")
+    return series
+
+
+def _parse(series: pl.Series, fmt: str, where: str) -> pl.Series:
+    """``series`` read in text format ``fmt`` into DATE by the SQL the engines run
+    (:func:`fmduck.periods.parse_text_period`); a value in another format is refused."""
+    engine = DuckDBEngine()
+    try:
+        engine.upload("fmduck_load_period", series.to_frame("v"))
+        expr = templates.sql(parse_text_period(templates.ident("v"), fmt))
+        parsed = engine.query(f"SELECT {expr} AS v FROM fmduck_load_period")["v"]
+    except Exception as exc:  # a value of the right shape that is no date (02/30/2001)
+        raise InputError(f"{where}: not every value is a {text_format(fmt).name} date: "
+                         f"{str(exc).strip().splitlines()[0]}") from exc
+    finally:
+        engine.close()
+    bad = series.filter(series.is_not_null() & parsed.is_null()).unique(maintain_order=True)
+    if bad.len():
+        shown = ", ".join(repr(v) for v in bad.head(3).to_list())
+        raise InputError(f"{where}: {bad.len():,} distinct value(s) are not {text_format(fmt).name}, e.g. {shown}; "
+                         "give the format with --period-format, or --period-format none to keep the column")
+    return parsed.alias(series.name)
+
+
+# ------------------------------------------------------------------ units
+def _unit_columns(frame: pl.DataFrame, wide: bool, value: str, period: str, unit: str, percent_cols: list[str],
+                  source: str) -> list[str]:
+    if unit == "decimal":
+        if percent_cols:
+            raise SpecError("--percent-cols names the columns --unit percent (or bp) divides; give --unit")
+        return []
+    if wide:
+        if percent_cols:
+            raise SpecError("--percent-cols is for long files: in a --wide file --unit scales every return column")
+        return [value]
+    numeric = [c for c in frame.columns if c != period and frame[c].dtype.is_numeric()]
+    if not percent_cols:
+        raise SpecError(f"--unit {unit} on a long file needs --percent-cols naming the columns in {unit} "
+                        f"(e.g. --percent-cols {','.join(numeric[:5]) or 'ret'}); identifiers and characteristics "
+                        "are never scaled")
+    missing = [c for c in percent_cols if c not in frame.columns]
+    if missing:
+        raise InputError(f"{source}: --percent-cols {', '.join(missing)} not in the file; "
+                         f"it has {', '.join(frame.columns)}")
+    wrong = [c for c in percent_cols if c == period or c not in numeric]
+    if wrong:
+        raise InputError(f"{source}: --percent-cols must name numeric value columns, not the period or text: "
+                         f"{', '.join(wrong)}")
+    return list(dict.fromkeys(percent_cols))
+
+
+def _divide(series: pl.Series, scale: float) -> pl.Series:
+    """``series / scale`` as IEEE division (as numpy, pandas and SQL divide; polars multiplies by
+    the reciprocal, 1 ulp off for 5.34 / 100); NULL stays NULL."""
+    values = series.cast(pl.Float64)
+    divided = pl.Series(series.name, values.to_numpy() / scale, dtype=pl.Float64)
+    return pl.select(pl.when(values.is_null()).then(None).otherwise(divided).alias(series.name)).to_series()
+
+
+# ------------------------------------------------------------------ files
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"file not found: {path}")
+    return path
+
+
+def read_csv_sql(path: Path, missing: tuple[str, ...] = MISSING, text: tuple[str, ...] = ()) -> str:
+    """The ``read_csv(...)`` call: DuckDB's sniffer, ``missing`` as NULL, ``text`` columns as VARCHAR."""
+    args = [templates.literal(str(path)), "nullstr = [" + ", ".join(templates.literal(m) for m in missing) + "]"]
+    if text:
+        args.append("types = {" + ", ".join(f"{templates.literal(c)}: 'VARCHAR'" for c in text) + "}")
+    return f"read_csv({', '.join(args)})"
+
+
+def sniff_csv(path: Path, missing: tuple[str, ...] = MISSING) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Column types as ``read_csv`` reads them, and the DATE/TIMESTAMP columns it reads with a
+    day/month format ('%d/%m/%Y' when no value decides): read those as ``text`` and classify them."""
+    reader = DuckDBEngine()
+    try:
+        types = dict(reader.query(f"DESCRIBE SELECT * FROM {read_csv_sql(path, missing, ())}")
+                     .select("column_name", "column_type").iter_rows())
+        sniffed = reader.query(f"SELECT DateFormat, TimestampFormat FROM sniff_csv({templates.literal(str(path))})")
+    except Exception as exc:
+        raise InputError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from exc
+    finally:
+        reader.close()
+    date_fmt, ts_fmt = sniffed.row(0)
+    day_month = tuple(c for c, t in types.items()
+                      if (t == "DATE" and date_fmt and not date_fmt.startswith("%Y"))
+                      or (t.startswith("TIMESTAMP") and ts_fmt and not ts_fmt.startswith("%Y")))
+    return types, day_month
+
+
+def _blank_first_header(path: Path) -> bool:
+    """Ken French files leave the first header cell (the period's) empty."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="") as handle:
+        line = handle.readline()
+    delimiter = "\t" if ".tsv" in path.suffixes or line.count("\t") > line.count(",") else ","
+    header = next(csv.reader([line], delimiter=delimiter), [""])
+    return not header or header[0].strip() == ""
+
+
+# ------------------------------------------------------------------ command line
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``fmduck load``."""
+    p.add_argument("database")
+    p.add_argument("file", type=Path)
+    p.add_argument("--table", required=True, help="name of the new table")
+    p.add_argument("--wide", action="store_true", help="one column per asset, first column the period")
+    p.add_argument("--period-format", default="auto", metavar="FORMAT",
+                   help="auto (default), yyyymm, yyyymmdd, none, or a text format: " + ", ".join(TEXT_FORMATS))
+    p.add_argument("--unit", default="decimal", choices=list(UNITS),
+                   help="unit of the --percent-cols (long file) or of the returns (--wide)")
+    p.add_argument("--percent-cols", help="comma-separated columns in --unit (long files); nothing else is scaled")
+    p.add_argument("--period-name", default="period", help="name of the period column (default period)")
+    p.add_argument("--asset-name", default="asset", help="wide files: name of the asset column")
+    p.add_argument("--value-name", default="ret", help="wide files: name of the value column")
+    p.add_argument("--replace", action="store_true", help="replace the table if it exists")
+
+
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`load` keyword arguments from the parsed ``fmduck load`` options."""
+    cols = [c.strip() for c in args.percent_cols.split(",") if c.strip()] if args.percent_cols else None
+    return {"replace": args.replace, "wide": args.wide, "period": args.period_name, "asset": args.asset_name,
+            "value": args.value_name, "period_format": args.period_format, "unit": args.unit, "percent_cols": cols}

@@ -26,7 +26,8 @@ def loaded(tmp_path_factory) -> Path:
     db = tmp_path_factory.mktemp("cli") / "panel.duckdb"
     out = fmduck("load", db, DATA / "ff_portfolios_monthly.csv", "--table", "ports", "--wide", "--unit", "percent")
     assert out.returncode == 0, out.stderr
-    out = fmduck("load", db, DATA / "ff_factors_monthly.csv", "--table", "factors", "--unit", "percent")
+    out = fmduck("load", db, DATA / "ff_factors_monthly.csv", "--table", "factors", "--unit", "percent",
+                 "--percent-cols", "MktRF,SMB,HML,Mom,RF")
     assert out.returncode == 0, out.stderr
     return db
 

@@ -26,7 +26,8 @@ BASIS = ["S1V1", "S1V3", "S1V5", "S3V1", "S3V3", "S3V5", "S5V1", "S5V3", "S5V5",
 def ff(con, data_dir):
     engine = DuckDBEngine(con)
     loader.load(engine, data_dir / "ff_portfolios_monthly.csv", "ff_portfolios", wide=True, unit="percent")
-    loader.load(engine, data_dir / "ff_factors_monthly.csv", "ff_factors", unit="percent")
+    loader.load(engine, data_dir / "ff_factors_monthly.csv", "ff_factors", unit="percent",
+                percent_cols=["MktRF", "SMB", "HML", "Mom", "RF"])
     ports = pd.read_csv(data_dir / "ff_portfolios_monthly.csv", index_col=0) / 100.0
     facs = pd.read_csv(data_dir / "ff_factors_monthly.csv", index_col=0) / 100.0
     return engine, ports, facs
@@ -199,7 +200,8 @@ def test_cli_mimicking(tmp_path, data_dir):
     run = [sys.executable, "-m", "fmduck"]
     for args in (["load", db, str(data_dir / "ff_portfolios_monthly.csv"), "--table", "ports", "--wide",
                   "--unit", "percent"],
-                 ["load", db, str(data_dir / "ff_factors_monthly.csv"), "--table", "facs", "--unit", "percent"]):
+                 ["load", db, str(data_dir / "ff_factors_monthly.csv"), "--table", "facs", "--unit", "percent",
+                  "--percent-cols", "MktRF,SMB,HML,Mom,RF"]):
         out = subprocess.run(run + args, capture_output=True, text=True, cwd=data_dir.parent, check=False)
         assert out.returncode == 0, out.stderr
     out = subprocess.run(run + ["run", db, "--name", "m", "--returns", "ports", "--rf", "RF", "--factors", "facs",
