@@ -175,10 +175,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     engine = _engine(args.database, args.engine, spec, read_only=bool(args.results))
     results = _engine(args.results, None, spec) if args.results else None
-    out = FamaMacBeth(spec, engine, results=results).fit(progress=progress(args.quiet))
+    out = FamaMacBeth(spec, engine, results=results).fit(progress=progress(True))
     print(out.summary)
-    for warning in getattr(out, "warnings", []):
-        say(f"fmduck: warning: {warning}")
+    for res in getattr(out, "runs", [out]):
+        for warning in res.warnings:
+            say(f"fmduck: warning: {warning}")
     return EXIT_OK
 
 
@@ -252,11 +253,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from fmduck.load import load
+    from fmduck.load import load, options_from_args
 
     engine = _engine(args.database)
-    rows = load(engine, args.file, args.table, replace=args.replace, wide=args.wide, period=args.period_name,
-                asset=args.asset_name, value=args.value_name, period_format=args.period_format, unit=args.unit)
+    rows = load(engine, args.file, args.table, notify=lambda note: say(f"fmduck: note: {note}"),
+                **options_from_args(args))
     if not args.quiet:
         say(f"loaded {rows:,} rows into {args.table}")
     return EXIT_OK
@@ -351,22 +352,11 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--no-write", action="store_true", help="print the tests without storing them")
         _quiet(p)
     elif command == "load":
-        _database(p, "the database to load into: a DuckDB file (created if missing) or a postgresql:// URL")
-        p.add_argument("file", type=Path, help="CSV/TSV or Parquet file")
-        p.add_argument("--table", required=True, help="name of the new table")
-        p.add_argument("--wide", action="store_true", help="one column per asset, first column the period "
-                       "(Ken French layout)")
-        p.add_argument("--period-format", default="auto", choices=["auto", "yyyymm", "yyyymmdd", "none"],
-                       help="how to read integer periods: YYYYMM / YYYYMMDD to dates, none to keep them "
-                            "(default auto: recognised by their range)")
-        p.add_argument("--unit", default="decimal", choices=["decimal", "percent", "bp"],
-                       help="unit of the return values (percent and bp are divided to decimals)")
-        p.add_argument("--percent-cols", metavar="A,B", help="the columns --unit scales (long files)")
-        p.add_argument("--period-name", default="period", help="name of the period column (default period)")
-        p.add_argument("--asset-name", default="asset", help="wide files: name of the asset column")
-        p.add_argument("--value-name", default="ret", help="wide files: name of the value column")
-        p.add_argument("--replace", action="store_true", help="replace the table if it exists")
-        _quiet(p)
+        from fmduck.load import add_arguments as add_load_arguments
+
+        add_load_arguments(p)
+        if not any(a.dest == "quiet" for a in p._actions):
+            _quiet(p)
     elif command == "demo":
         p.add_argument("-o", "--output", default="fmduck-demo.duckdb",
                        help="database to write (default fmduck-demo.duckdb)")

@@ -44,9 +44,13 @@ def record(run: Run, out: RunOutput, spec: Any) -> dict[str, Any]:
 
 
 def assemble(run: Run, out: RunOutput, spec: Any, first_pass: Any = None) -> FamaMacBethResults:
-    return FamaMacBethResults(record(run, out, spec), lambdas=out.lambdas, estimates=out.estimates,
-                              pricing_errors=out.pricing_errors, skipped=out.skipped, extra=out.extra,
-                              first_pass=first_pass)
+    res = FamaMacBethResults(record(run, out, spec), lambdas=out.lambdas, estimates=out.estimates,
+                             pricing_errors=out.pricing_errors, skipped=out.skipped, extra=out.extra,
+                             first_pass=first_pass)
+    res.warnings = list(out.warnings)
+    for warning in out.warnings:
+        run.say(f"warning: {warning}")
+    return res
 
 
 def fit(spec: Any, database: Any, *, results: Any = None, write: bool = True, progress: Progress | None = None,
@@ -84,9 +88,11 @@ def _finish(run: Run, spec: Any, out: RunOutput, results_engine: Any, write: boo
     run.say(f"written in {time.perf_counter() - started:.2f}s")
     windows = (store.windows_reader(results_engine, spec.schema, spec.name, len(out.first_pass_terms))
                if out.first_pass is not None else None)
-    return FamaMacBethResults(results.run, lambdas=results.lambdas, estimates=results.estimates,
-                              pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
-                              first_pass=windows)
+    stored = FamaMacBethResults(results.run, lambdas=results.lambdas, estimates=results.estimates,
+                                pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
+                                first_pass=windows)
+    stored.warnings = results.warnings
+    return stored
 
 
 def _fetch(copy: store.TableCopy) -> Any:

@@ -19,6 +19,9 @@ from fmduck.errors import InputError
 from fmduck.moments import Variable
 
 
+TEXT_PERIODS = 200_000  # distinct text periods read to tell their format (every one, in practice)
+
+
 @dataclass(frozen=True)
 class PeriodKey:
     """How a relation's period column becomes a calendar key: as it is, mapped to the period of
@@ -117,12 +120,13 @@ def period_key(engine, relation: Relation, column: str, freq: str | None) -> Per
     text_format = None
     if family == "text":
         sample = engine.query(templates.render("checks/period_sample", engine.dialect, relation=relation.sql,
-                                               period=templates.ident(column)), {"limit": 2000})
-        found = periods.classify_text_periods([str(v) for v in sample["period"].to_list()])
+                                               period=templates.ident(column)), {"limit": TEXT_PERIODS})
+        found = periods.classify_text_periods([str(v) for v in sample["period"].to_list()], column,
+                                              f"{relation.label}.{column}")
         if found.kind == "parse":
             text_format = found.format
         elif found.kind != "ordered":
-            raise InputError(f"{relation.label}: period column {column!r}: {found.message}")
+            raise InputError(found.message)
     if freq is not None and family not in ("date", "timestamp") and text_format is None:
         raise InputError(f"--freq {freq} maps dates to periods, but {relation.label}.{column} is "
                          f"{relation.columns[column]}; drop --freq (integer or text periods meet as they are)")

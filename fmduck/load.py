@@ -282,8 +282,9 @@ def _blank_first_header(path: Path) -> bool:
 # ------------------------------------------------------------------ command line
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``fmduck load``."""
-    p.add_argument("database")
-    p.add_argument("file", type=Path)
+    p.add_argument("database", help="the database to load into: a DuckDB file (created if missing) or a "
+                   "postgresql:// URL")
+    p.add_argument("file", type=Path, help="the CSV/TSV or Parquet file to load")
     p.add_argument("--table", required=True, help="name of the new table")
     p.add_argument("--wide", action="store_true", help="one column per asset, first column the period")
     p.add_argument("--period-format", default="auto", metavar="FORMAT",

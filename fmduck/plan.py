@@ -33,6 +33,9 @@ class State:
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
 
+    def setdefault_list(self, key: str) -> list:
+        return self.values.setdefault(key, [])
+
 
 @dataclass(frozen=True)
 class Step:
@@ -43,7 +46,7 @@ class Step:
     key: str
     label: str
     source: str
-    kind: str = "query"  # "query" | "create" | "execute"
+    kind: str = "query"  # "query" | "create" | "execute" | "check" (Python only, no SQL: ``then(state, None)``)
     params: dict[str, Any] = field(default_factory=dict)
     then: Callable[[State, Any], None] | None = None
     when: Callable[[State], bool] | None = None
@@ -68,6 +71,10 @@ class Plan:
         self.steps.append(step)
         return step
 
+    def check(self, key: str, label: str, then: Callable[[State, Any], None]) -> Step:
+        """A decision in Python on what earlier steps found (no SQL; printed as a comment)."""
+        return self.add(key, label, "", kind="check", then=then)
+
     def __iter__(self):
         return iter(self.steps)
 
@@ -75,6 +82,9 @@ class Plan:
         """The plan as one script: each statement under a comment with its label."""
         out = []
         for step in self.steps:
+            if step.kind == "check":
+                out.append(f"-- check in Python: {step.label}\n")
+                continue
             sql = step.sql(self.dialect, inline=inline)
             if step.kind == "create":
                 sql = templates.scratch_table(self.dialect, self.name(step.key), sql)
@@ -94,6 +104,9 @@ class Plan:
 
 
 def run_step(run: Any, step: Step, state: State) -> None:
+    if step.kind == "check":
+        step.then(state, None)
+        return
     sql = step.sql(run.dialect)
     if step.kind != "query" or step.then is None:
         run.say(step.label)

@@ -66,9 +66,13 @@ def require_same_period_type(a: Relation, a_col: str, b: Relation, b_col: str) -
 
 
 # ====================================================================== profile
-def profile_source(dialect: str, relation: Relation, columns: list[str]) -> str:
-    """One scan: row count, and per column the non-NULL count, the NaN/Inf count and the mean."""
-    spec = [{"ident": templates.ident(c), "alias": f"c{i}"} for i, c in enumerate(columns)]
+OVERFLOW = 1e150  # |x| beyond this overflows a sum of squares (1e308): refused, not a "singular" regression
+
+
+def profile_source(dialect: str, relation: Relation, columns: list[str], scale: tuple[str, ...] = ()) -> str:
+    """One scan: row count, and per column the non-NULL count, the NaN/Inf count, max |x| and the mean
+    (``scale`` columns: also the median |x| and the rows with |x| > 1, for the unit check)."""
+    spec = [{"ident": templates.ident(c), "alias": f"c{i}", "scale": c in scale} for i, c in enumerate(columns)]
     return templates.source("checks/profile", dialect, relation=relation.sql, columns=spec)
 
 
@@ -87,6 +91,11 @@ def read_profile(relation: Relation, columns: list[str], row: dict[str, Any]) ->
     empty = [repr(c) for c, p in out.items() if p.count == 0]
     if empty:
         raise InputError(f"{relation.label}: column(s) {', '.join(empty)} hold only NULL values")
+    huge = [f"{c!r} (|x| up to {row[f'c{i}_max_abs']:.3g})" for i, c in enumerate(columns)
+            if (row.get(f"c{i}_max_abs") or 0) > OVERFLOW]
+    if huge:
+        raise InputError(f"{relation.label}: values too large for double-precision sums of squares (overflow) in "
+                         f"{', '.join(huge)}; check the units or the data (e.g. a missing-value code)")
     return out
 
 

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from fmduck import inputs, pass2_options, prepare, templates, validate
+from fmduck import alignment, inputs, pass2_options, prepare, templates, units, validate
 from fmduck.covariance import InferenceOptions
 from fmduck.designs import Design, RunOutput
-from fmduck.errors import EstimationError, SpecError
+from fmduck.errors import EstimationError, InputError, SpecError
 from fmduck.inference import LAG_RULES, NW_DIVISORS, factor_covariance
 from fmduck.moments import RowSource, Variable
-from fmduck.passes import csr, pass1, pass2, pass3, pricing
+from fmduck.passes import coverage, csr, pass1, pass2, pass3, pricing
 from fmduck.plan import Plan, State
 from fmduck.store import TableCopy
 
@@ -81,13 +81,16 @@ def validate_spec(spec: Any) -> None:
 
 # ====================================================================== plan
 def checks(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
-    """Repeated or NULL keys, then the profile of each input (kept: its means shift the moments)."""
+    """Repeated or NULL keys, then the profile of each input (kept: its means shift the moments), then
+    the units of returns, factors and risk-free rate."""
     relations = [(cat.returns, [templates.ident(spec.asset)], cat.panel_key, cat.returns_profiled, "returns",
-                  [spec.asset, spec.period])]
+                  [spec.asset, spec.period], {spec.ret: "return", **({spec.rf: "rf"} if spec.rf and
+                                                                       not cat.rf_in_factors else {})})]
     if cat.factors is not None:
         relations.append((cat.factors, [], cat.factor_key, cat.factors_profiled, "factors",
-                          [spec.factor_period or spec.period]))
-    for relation, key_cols, key, profiled, role, names in relations:
+                          [spec.factor_period or spec.period],
+                          {**{c: "factor" for c in spec.factor_cols}, **({spec.rf: "rf"} if cat.rf_in_factors else {})}))
+    for relation, key_cols, key, profiled, role, names, roles in relations:
         keys = [f"r.{k}" for k in key_cols] + [key.sql("r")]
         shown = [f"r.{templates.ident(key.column)}"] if key.freq or key.text_format else []
         plan.add(f"{role}_keys", f"check: repeated ({', '.join(names)}) in {relation.label}",
@@ -95,10 +98,39 @@ def checks(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
                  then=_unique(run, relation, keys, shown, names))
         if profiled:
             plan.add(f"profile_{role}", f"profile of {relation.label}",
-                     validate.profile_source(plan.dialect, relation, profiled), kind="create")
+                     validate.profile_source(plan.dialect, relation, profiled, tuple(roles)), kind="create")
             plan.add(f"profile_{role}_read", f"check: {relation.label} values",
                      f"SELECT * FROM {plan.name('profile_' + role)}",
-                     then=_profile(relation, profiled, role))
+                     then=_profile(relation, profiled, role, roles))
+    plan.check("units", "units of returns, factors and risk-free rate (fmduck/units.py)",
+               then=lambda state, _: _units(state, spec))
+
+
+def _units(state: State, spec: Any) -> None:
+    message = units.scale_warning(state.get("scales", []), spec.freq)
+    if message is None:
+        return
+    if spec.strict:
+        raise InputError(message + " (refused under --strict)")
+    state.setdefault_list("warnings").append(message)
+
+
+def alignment_check(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
+    """Without --freq, dated periods of the panel and the factors must mostly meet: else refuse with
+    examples and the --freq that aligns them (fmduck/alignment.py)."""
+    dated = ("date", "timestamp")
+    if cat.factors is None or spec.freq or cat.panel_key.kind not in dated or cat.factor_key.kind not in dated:
+        return
+    sql = templates.source("checks/calendar_match", plan.dialect, relation=cat.returns.sql,
+                           key=cat.panel_key.sql("r"), calendar=plan.name("calendar"))
+
+    def then(state: State, frame: pl.DataFrame) -> None:
+        row = frame.row(0, named=True)
+        if row["n_rows"] and row["matched"] < alignment.EXACT_SHARE_REQUIRED * row["n_rows"]:
+            alignment.diagnose_and_refuse(run.engine, cat.returns, spec.period, spec.asset, cat.factors,
+                                          spec.factor_period or spec.period)
+
+    plan.add("calendar_match", "check: panel periods that meet a factor period", sql, then=then)
 
 
 def _unique(run: Any, relation: Any, keys: list[str], shown: list[str], names: list[str]) -> Any:
@@ -114,11 +146,18 @@ def _unique(run: Any, relation: Any, keys: list[str], shown: list[str], names: l
     return then
 
 
-def _profile(relation: Any, columns: list[str], role: str) -> Any:
+def _profile(relation: Any, columns: list[str], role: str, roles: dict[str, str]) -> Any:
     def then(state: State, frame: pl.DataFrame) -> None:
         row = frame.row(0, named=True)
         state[f"profile_{role}"] = validate.read_profile(relation, columns, row)
         state[f"{role}_rows"] = int(row["n_rows"])
+        scales = state.setdefault_list("scales")
+        for column, kind in roles.items():
+            i = columns.index(column)
+            median = row.get(f"c{i}_median_abs")
+            scales.append(units.ColumnScale(column, kind, int(row[f"c{i}_count"] or 0),
+                                            None if median is None else float(median),
+                                            int(row.get(f"c{i}_above_one") or 0)))
     return then
 
 
@@ -145,6 +184,7 @@ def build_shared(run: Any, cat: inputs.Catalog, spec: Any) -> tuple[Plan, Setup]
     checks(plan, run, spec, cat)
     plan.add("calendar", "calendar", templates.source("calendar", plan.dialect, relation=cat.calendar_relation.sql,
                                                       key=cat.calendar_key.sql("r")), kind="create")
+    alignment_check(plan, run, spec, cat)
     src, prep_params, notes = base_source(plan, spec, cat)
     variables = inputs.variables(spec, cat, plan.name("profile_returns"),
                                  plan.name("profile_factors") if cat.factors is not None else None)
@@ -199,6 +239,7 @@ def build(run: Any, cat: inputs.Catalog, spec: Any | None = None) -> tuple[Plan,
     setup.pass2 = pass2.add(plan, spec, options.src, options.variables[:-1], y, label, setup.params)
     setup.pass2 = pass2.Pass2(options.src, regressors, setup.pass2.table)
     build_tail(plan, spec, setup)
+    coverage.add(plan, spec, setup)
     if csr.not_applicable(spec) is None:
         csr.add(plan, spec, setup)
     return plan, setup
@@ -229,6 +270,7 @@ def build_member(run: Any, cat: inputs.Catalog, member: Any, shared: Setup, lamb
     setup.pass2 = pass2.Pass2(pass2.source(member, setup.src, cat, setup.first_pass), regressors, lambdas_table)
     pass2.add_read(plan, member, lambdas_table, len(member.terms), cat.returns.label, regressors)
     build_tail(plan, member, setup)
+    coverage.add(plan, member, setup)
     return plan, setup
 
 
@@ -274,7 +316,9 @@ def finish(run: Any, spec: Any, setup: Setup, state: State) -> RunOutput:
         tests = pl.concat([tests, pl.DataFrame(csr.skipped_rows(reason), schema=tests.schema)])
     extra["tests"] = tests
     notes = [conventions, *setup.notes, *state.get("options_notes", [])]
-    skipped = [state.get("first_pass_failures"), state.get("options_skipped"), state.get("cross_section_skipped")]
+    covered, coverage_skipped, coverage_warnings = coverage.summarize(spec, state)
+    skipped = [state.get("first_pass_failures"), state.get("options_skipped"), state.get("cross_section_skipped"),
+               _coverage_frame(coverage_skipped)]
     skipped = [_skipped_frame(s, "first_pass") if s is not None and "pass" not in s.columns else s
                for s in skipped if s is not None and s.height]
     pass2_rows = int(lambdas["n"].sum())
@@ -292,6 +336,7 @@ def finish(run: Any, spec: Any, setup: Setup, state: State) -> RunOutput:
         extra=extra, first_pass=first_pass, first_pass_layout=layout,
         first_pass_terms=["const", *spec.factor_cols] if setup.first_pass else [],
         inference_inputs={"sigma_f": sigma_f.tolist() if sigma_f is not None else None},
+        coverage=covered, warnings=[*state.get("warnings", []), *coverage_warnings],
     )
 
 
@@ -324,6 +369,14 @@ SKIPPED_SCHEMA = {"pass": pl.Utf8, "asset": pl.Utf8, "asset_int": pl.Int64, "per
 
 def empty_skipped() -> pl.DataFrame:
     return pl.DataFrame(schema=SKIPPED_SCHEMA)
+
+
+def _coverage_frame(frame: pl.DataFrame) -> pl.DataFrame | None:
+    if frame.height == 0:
+        return None
+    return frame.select("pass", *[pl.lit(None, SKIPPED_SCHEMA[c]).alias(c) for c in
+                                  ("asset", "asset_int", "period", "period_date", "period_ts", "period_int")],
+                        "reason", "nobs")
 
 
 def _skipped_frame(frame: pl.DataFrame, pass_name: str) -> pl.DataFrame:

@@ -67,7 +67,8 @@ def add(plan: Plan, spec: Any, setup: Any) -> None:
     if spec.absorb:
         conditions_after.append({"category": "null_category",
                                  "condition": f"{templates.sql(templates.column(spec.absorb, 'p'))} IS NULL"})
-    sql = templates.source("coverage", plan.dialect, src=src.with_(betas=None), conditions=conditions,
+    sql = templates.source("coverage", plan.dialect, src=src.with_(betas=None, betas_table=setup.first_pass),
+                           conditions=conditions,
                            after=conditions_after, beta=beta, char_lag=bool(spec.chars and spec.char_lag),
                            lambdas=setup.pass2.table,
                            pass1=[templates.sql(v.expr) for v in (*variables.factors, variables.y)]
