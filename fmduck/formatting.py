@@ -21,7 +21,7 @@ def stars(p_value: float | None) -> str:
 
 def fmt(
     value: float | None,
-    digits: int = 4,
+    digits: int | None = 4,
     *,
     p_value: float | None = None,
     parens: bool = False,
@@ -32,13 +32,17 @@ def fmt(
 
     ``digits`` decimal places (fixed point), or with ``significant=True`` that many significant
     digits laid out like Stata's ``%g`` columns (``.0135269``, ``-.00664978``: no leading zero).
+    ``digits=None``: exact, for machine-readable exports — the shortest text that reads back as the
+    same float (``repr``), integers without separators.
     ``p_value`` appends significance stars (see ``STARS``); ``parens`` wraps the number as
     ``(1.23)``. Missing values (None, NaN, ±inf) give ``missing``. Integers print with thousands
     separators. Negative zero after rounding prints without its sign.
     """
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return missing
-    if isinstance(value, int) and not isinstance(value, bool):
+    if digits is None:
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else repr(float(value))
+    elif isinstance(value, int) and not isinstance(value, bool):
         text = f"{value:,}"
     elif significant:
         text = f"{value:.{digits}g}"

@@ -65,4 +65,4 @@ def test_text_summary_uses_fmt():
 
     assert summary.number(-0.00664978, 11) == fmt(-0.00664978, 6, significant=True).rjust(11)
     assert summary.number(None, 10) == ".".rjust(10)
-    assert summary._fixed(-2.7049, 8, 2) == "   -2.70"
+    assert summary.fixed(-2.7049, 8, 2) == "   -2.70"

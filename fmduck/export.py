@@ -1,0 +1,173 @@
+"""Export a stored run's estimates, or any of its results tables, as CSV, Markdown or JSON.
+
+    fmduck export DB RUN [--format csv|md|json] [--table estimates] [-o FILE]
+
+- ``csv``: RFC 4180 (polars ``write_csv``: fields with commas, quotes or line breaks are quoted);
+  cells are written as stored (no spreadsheet-formula guard: a name starting with ``=`` stays as is);
+- ``md``: a pipe table; names through ``fmduck.escape.md`` (``|`` and Markdown specials escaped),
+  numbers exact (``fmt(value, None)``: the shortest text that reads back as the same float);
+- ``json``: a list of records (one object per row); NaN and infinities become ``null``.
+
+The rows come from the result tables (``fmduck.report.load_runs``), the same as a report's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import polars as pl
+
+from fmduck.errors import FmduckError, SpecError
+from fmduck.escape import md
+from fmduck.formatting import fmt
+from fmduck.results import FamaMacBethResults
+
+EXPORT_FORMATS = ("csv", "md", "json")
+# column order of fmduck.lambdas (sql/results/schema.sql.j2); FamaMacBethResults holds λ_t wide
+LAMBDA_COLUMNS = ["run_name", "run_id", "period", "period_index", "term", "estimate", "r2", "adj_r2", "n"]
+
+
+TABLES = ("runs", "first_pass", "lambdas", "estimates", "pricing_errors", "skipped")
+
+
+def known_tables() -> list[str]:
+    """The tables a run can be exported from: the core ones, the tests and every design's own."""
+    from fmduck import store
+
+    return [*TABLES, "tests", *(t["name"] for t in store.design_tables())]
+
+
+def run_table(results: FamaMacBethResults, table: str = "estimates") -> pl.DataFrame:
+    """The rows of one results table of a run, columns as in SQL (``runs``: spec and fingerprint as JSON text)."""
+    known = known_tables()
+    if table not in known:
+        raise SpecError(f"--table must be one of {', '.join(known)}; got {table!r}")
+    if table == "runs":
+        record = dict(results.run)
+        for key in ("spec", "input_fingerprint", "inference_inputs", "coverage", "recomputed", "first_pass_terms"):
+            if key in record:
+                record[key] = json.dumps(record[key], default=str)
+        return pl.DataFrame([record])
+    if table == "lambdas":
+        long = results.lambdas_long
+        return long.select([c for c in LAMBDA_COLUMNS if c in long.columns])
+    if table in TABLES:
+        return getattr(results, table)
+    frame = results.extra.get(table)
+    if frame is None:
+        raise FmduckError(f"run {results.name!r} has no rows in table {table!r} "
+                          f"(its tables: {', '.join([*TABLES, *results.extra])})")
+    return frame
+
+
+def to_markdown(frame: pl.DataFrame) -> str:
+    """A pipe table: numeric columns right-aligned and exact, text escaped for Markdown."""
+    numeric = [dtype.is_numeric() for dtype in frame.dtypes]
+
+    def cell(value: Any, is_number: bool) -> str:
+        if value is None:
+            return ""
+        if is_number and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                return str(value)  # nan, inf, -inf
+            return fmt(value, None)
+        return md(value)
+
+    lines = ["| " + " | ".join(md(c) for c in frame.columns) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    for row in frame.iter_rows():
+        lines.append("| " + " | ".join(cell(v, n) for v, n in zip(row, numeric)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(frame: pl.DataFrame) -> str:
+    """Records, one object per row; non-finite floats as null, dates and times as ISO text."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    records = [{k: clean(v) for k, v in row.items()} for row in frame.iter_rows(named=True)]
+    return json.dumps(records, ensure_ascii=False, allow_nan=False, indent=1,
+                      default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)) + "\n"
+
+
+def write_frame(frame: pl.DataFrame, fmt_name: str, output: str | Path | TextIO | None = None) -> str | None:
+    """Write ``frame`` as ``fmt_name`` to a file path or a text stream; ``output=None`` returns the text."""
+    if fmt_name not in EXPORT_FORMATS:
+        raise SpecError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt_name!r}")
+    if fmt_name == "csv":
+        text = frame.write_csv(None)
+    elif fmt_name == "md":
+        text = to_markdown(frame)
+    else:
+        text = to_json(frame)
+    if output is None:
+        return text
+    if isinstance(output, (str, Path)):
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        output.write(text)
+    return None
+
+
+def export(database: str | Path, run: str, fmt_name: str = "csv", *, table: str = "estimates",
+           output: str | Path | TextIO | None = None, schema: str = "fmduck") -> str | None:
+    """Export ``table`` of the stored ``run``: the library call behind ``fmduck export``.
+
+    ``output``: a file path, a text stream, or None to get the text back."""
+    from fmduck.report import load_runs
+
+    if fmt_name not in EXPORT_FORMATS:
+        raise SpecError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt_name!r}")
+    if isinstance(output, (str, Path)):
+        output = Path(output)
+        if str(output).endswith(("/", "\\")) or output.is_dir():
+            raise FmduckError(f"-o {output} is a folder; give a file name such as {output / (run + '.' + fmt_name)}")
+    frame = run_table(load_runs(database, [run], schema)[0], table)
+    if isinstance(output, Path):  # whole text first: a failed write leaves the old file, not half a new one
+        text = write_frame(frame, fmt_name)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise FmduckError(f"cannot write {output}: {exc.strerror or exc}") from exc
+        return None
+    return write_frame(frame, fmt_name, output)
+
+
+# ------------------------------------------------------------------ CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("database", help="the database holding the results schema: a DuckDB file or a postgresql:// URL")
+    p.add_argument("run", help="stored run name")
+    p.add_argument("--format", dest="fmt", choices=EXPORT_FORMATS,
+                   help="csv, md (a Markdown pipe table) or json (records); default: from the -o suffix, else csv")
+    p.add_argument("--table", default="estimates", choices=known_tables(),
+                   help="results table to export (default estimates)")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--schema", default="fmduck", help="results schema (default fmduck)")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the name of the file written")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from fmduck.escape import text
+
+    fmt_name = args.fmt
+    if fmt_name is None:
+        suffix = args.output.suffix.lstrip(".").lower() if args.output else ""
+        fmt_name = {"markdown": "md"}.get(suffix, suffix) if suffix in (*EXPORT_FORMATS, "markdown") else "csv"
+    if args.output is None:
+        buffer = io.StringIO()
+        export(args.database, args.run, fmt_name, table=args.table, output=buffer, schema=args.schema)
+        sys.stdout.write(buffer.getvalue())
+        return 0
+    export(args.database, args.run, fmt_name, table=args.table, output=args.output, schema=args.schema)
+    if not args.quiet:
+        print(text(args.output), file=sys.stderr)
+    return 0
