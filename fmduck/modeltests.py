@@ -294,14 +294,20 @@ def _chi2_row(se_type: str, alpha: np.ndarray, cov: np.ndarray, dof: int, note: 
 
 
 def summary_lines(tests: pl.DataFrame) -> list[str]:
-    """The tests block of the text summary."""
-    lines = [f"{'Tests of the model':<22}{'SE':>8}{'dist.':>7}{'statistic':>12}{'df':>12}{'p-value':>10}"]
-    for r in tests.iter_rows(named=True):
+    """The tests block of the text summary (nothing cut: a skipped test prints its whole reason)."""
+    from fmduck.formatting import fmt
+
+    rows = list(tests.iter_rows(named=True))
+    name_w = max([22, *(len(r["test"]) + 2 for r in rows)])
+    lines = [f"{'Tests of the model':<{name_w}}{'SE':>8}{'dist.':>7}{'statistic':>13}{'std. err.':>11}{'df':>12}"
+             f"{'p-value':>10}"]
+    for r in rows:
         name, se = r["test"], r["se_type"] or ""
         stat = r["statistic"]
         if stat is None or not np.isfinite(stat):
-            lines.append(f"{name:<22}{se:>8}  {r['note']}"[:120])
+            lines.append(f"{name:<{name_w}}{se:>8}  {r['note']}")
             continue
-        df = f"{r['df1']}" + (f", {r['df2']}" if r["df2"] is not None else "")
-        lines.append(f"{name:<22}{se:>8}{r['distribution']:>7}{stat:>12.4f}{df:>12}{r['p_value']:>10.4f}")
+        df = "" if r["df1"] is None else f"{r['df1']}" + (f", {r['df2']}" if r["df2"] is not None else "")
+        lines.append(f"{name:<{name_w}}{se:>8}{r['distribution'] or '':>7}{fmt(stat, 4):>13}"
+                     f"{fmt(r.get('std_error'), 4):>11}{df:>12}{fmt(r['p_value'], 4):>10}")
     return lines

@@ -41,6 +41,14 @@ def report(database: str | Path, names: list[str], fmt_name: str, output: str | 
     return render(load_runs(database, names, schema), fmt_name, output, report_options)
 
 
-from fmduck.report import command as _command  # noqa: E402  (registers `fmduck report` and `fmduck export`)
+def add_arguments(parser) -> None:  # noqa: ANN001 - argparse
+    """The options of ``fmduck report`` (fmduck.cli builds the command from them)."""
+    from fmduck.report.command import add_arguments as add
 
-_command.register()
+    add(parser)
+
+
+def cmd_report(args) -> int:  # noqa: ANN001 - argparse
+    from fmduck.report.command import cmd_report as run
+
+    return run(args)
