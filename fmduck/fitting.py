@@ -44,8 +44,11 @@ def record(run: Run, out: RunOutput, spec: Any) -> dict[str, Any]:
 
 
 def assemble(run: Run, out: RunOutput, spec: Any, first_pass: Any = None) -> FamaMacBethResults:
+    extra = dict(out.extra)
+    if out.fingerprints is not None:
+        extra["input_fingerprints"] = out.fingerprints
     res = FamaMacBethResults(record(run, out, spec), lambdas=out.lambdas, estimates=out.estimates,
-                             pricing_errors=out.pricing_errors, skipped=out.skipped, extra=out.extra,
+                             pricing_errors=out.pricing_errors, skipped=out.skipped, extra=extra,
                              first_pass=first_pass)
     res.warnings = list(out.warnings)
     for warning in out.warnings:

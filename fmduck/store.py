@@ -27,8 +27,8 @@ from fmduck.errors import FmduckError, InputError, RunExistsError, RunNotFoundEr
 from fmduck.results import FamaMacBethResults, lambdas_long, tag
 
 SCHEMA_VERSION = 2
-CORE_TABLES = ("runs", "first_pass_terms", "first_pass_windows", "lambdas", "estimates", "pricing_errors",
-               "skipped", "tests")
+CORE_TABLES = ("runs", "first_pass_terms", "first_pass_windows", "input_fingerprints", "lambdas", "estimates",
+               "pricing_errors", "skipped", "tests")
 JSON_FIELDS = ("spec", "input_fingerprint", "inference_inputs", "coverage", "recomputed")
 PIECE_ROWS = 1 << 19
 
@@ -160,7 +160,7 @@ def _copy_windows(engine: Any, schema: str, copy: TableCopy | None, frame: pl.Da
                   run_id: str, n_terms: int) -> None:
     """first_pass_windows from the flat first-pass rows: in SQL when they live in this engine, else
     uploaded piece by piece and turned into arrays by the same INSERT ... SELECT."""
-    params = {"run_name": name, "run_id": run_id}
+    params = {"run_name": name}
     if copy is not None and copy.engine is engine:
         sql = templates.render("results/insert_windows", engine.dialect, schema=_q(schema),
                                source=f"({copy.source})", n_terms=n_terms)
@@ -293,7 +293,7 @@ def windows_reader(engine: Any, schema: str, name: str, n_terms: int) -> Any:
 def _read_extra(engine: Any, q: str, params: dict[str, Any]) -> dict[str, pl.DataFrame]:
     """The run's rows of the tests table and of every design table that has some."""
     extra = {}
-    for table in ["tests", *(t["name"] for t in design_tables())]:
+    for table in ["tests", "input_fingerprints", *(t["name"] for t in design_tables())]:
         try:
             frame = engine.query(_sql(engine, f"SELECT * FROM {q}.{templates.ident(table)} WHERE run_name = $run_name"),
                                  params)

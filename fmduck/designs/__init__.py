@@ -44,6 +44,7 @@ class RunOutput:
     coverage: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     statements: list[tuple[str, str]] | None = None  # what this run sent (default: the whole Run's log)
+    fingerprints: Any = None  # per input and period: rows and hash (fmduck.input_fingerprints), for update
 
 
 class Design:
