@@ -46,7 +46,6 @@ def add(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
                      then=_profile(relation, profiled, role, roles))
     plan.check("units", "units of returns, factors and risk-free rate (fmduck/units.py)",
                then=lambda state, _: _units(state, spec))
-    fingerprints.add(plan, cat)
 
 
 def _units(state: State, spec: Any) -> None:

@@ -1,7 +1,8 @@
 """Input fingerprints: per period of each input, its row count and an order-free hash of its rows.
 
 Every run stores them (``fmduck.input_fingerprints``: source, period, n, fingerprint), taken in SQL in
-one GROUP BY per input over all of its columns (``sql/fingerprints.sql.j2``, a per-dialect hash), so
+one GROUP BY per input over all of its columns (``sql/fingerprints.sql.j2``, a per-dialect hash; with the
+period's calendar index, after the calendar step), so
 that ``fmduck update`` can tell — without reading the data into Python — which periods were
 appended, restated or deleted since the run: :func:`diff` compares two sets of fingerprints.
 """
@@ -24,11 +25,13 @@ def add(plan: Plan, cat: Any) -> None:
         sources.append(("factors", cat.factors, cat.factor_key))
     for role, relation, key in sources:
         sql = templates.source("fingerprints", plan.dialect, relation=relation.sql, key=key.sql("r"),
+                               calendar=plan.name("calendar"),
                                columns=[f"r.{templates.ident(c)}" for c in relation.columns])
 
         def then(state: State, frame: pl.DataFrame, role: str = role) -> None:
             state.setdefault_list("fingerprints").append(
-                frame.select(pl.lit(role).alias("source"), pl.col("period").cast(pl.Utf8), pl.col("n").cast(pl.Int64),
+                frame.select(pl.lit(role).alias("source"), pl.col("period").cast(pl.Utf8),
+                             pl.col("period_index").cast(pl.Int64), pl.col("n").cast(pl.Int64),
                              pl.col("fingerprint").cast(pl.Utf8)))
 
         plan.add(f"fingerprints_{role}", f"fingerprints of {relation.label} per period", sql, then=then)

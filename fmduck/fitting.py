@@ -84,6 +84,8 @@ def _finish(run: Run, spec: Any, out: RunOutput, results_engine: Any, write: boo
         held = _fetch(copy) if copy is not None else out.first_pass
         return assemble(run, out, spec, held)
     results = assemble(run, out, spec)
+    results.run.update(version=store_options.get("version", 1), parent_run_id=store_options.get("parent_run_id"),
+                       recomputed=store_options.get("recomputed"))
     run.say(f"writing run {spec.name!r} to schema {spec.schema!r}")
     started = time.perf_counter()
     store.write(results_engine, spec.schema, results, replace=spec.replace, first_pass=copy,

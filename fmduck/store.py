@@ -117,8 +117,12 @@ def check_writable(engine: Any, schema: str) -> None:
 # ====================================================================== write
 def write(engine: Any, schema: str, results: FamaMacBethResults, *, replace: bool = False,
           first_pass: TableCopy | None = None, frame_first_pass: pl.DataFrame | None = None, version: int = 1,
-          parent_run_id: str | None = None, recomputed: dict[str, Any] | None = None) -> None:
-    """Write every table of one run in one transaction; refuse an existing name unless ``replace``."""
+          parent_run_id: str | None = None, recomputed: dict[str, Any] | None = None,
+          keep_windows: dict[str, Any] | None = None) -> None:
+    """Write every table of one run in one transaction; refuse an existing name unless ``replace``.
+
+    ``keep_windows`` (an update): {"from": stored run name, "replace": [period indexes]} — the stored
+    windows of those ends are replaced by ``first_pass`` and the others kept (copied under a new name)."""
     q = _q(schema)
     name = results.name
     with engine.transaction():
@@ -130,7 +134,10 @@ def write(engine: Any, schema: str, results: FamaMacBethResults, *, replace: boo
             if not replace:
                 raise RunExistsError(f"run {name!r} already exists in schema {schema!r}; choose another name or "
                                      "replace it (--replace / replace=True)")
-            _delete(engine, schema, name)
+            in_place = keep_windows is not None and keep_windows["from"] == name
+            _delete(engine, schema, name, keep=("first_pass_windows",) if in_place else ())
+        if keep_windows is not None:
+            _keep_windows(engine, schema, name, keep_windows)
         run = dict(results.run)
         run.update(version=version, parent_run_id=parent_run_id, recomputed=recomputed)
         terms = run.pop("first_pass_terms", None) or []
@@ -177,9 +184,20 @@ def _copy_windows(engine: Any, schema: str, copy: TableCopy | None, frame: pl.Da
             engine.drop_upload(buffer)
 
 
-def _delete(engine: Any, schema: str, name: str) -> None:
+def _keep_windows(engine: Any, schema: str, name: str, keep: dict[str, Any]) -> None:
+    buffer = "fmduck_replaced_ends"
+    engine.upload(buffer, pl.DataFrame({"pidx": keep["replace"]}, schema={"pidx": pl.Int64}))
+    try:
+        sql = templates.render("results/keep_windows", engine.dialect, schema=_q(schema), ends=templates.ident(buffer),
+                               copy=keep["from"] != name)
+        engine.execute(sql, {"run_name": name, "old_name": keep["from"]})
+    finally:
+        engine.drop_upload(buffer)
+
+
+def _delete(engine: Any, schema: str, name: str, keep: tuple[str, ...] = ()) -> None:
     q = _q(schema)
-    tables = [t for t in all_tables() if t != "runs"] + ["runs"]
+    tables = [t for t in all_tables() if t not in ("runs", *keep)] + ["runs"]
     delete_rows = getattr(engine, "delete_rows", None)
     if delete_rows is not None:  # engines without DELETE (Spark) stage it with the inserts
         for table in tables:

@@ -101,9 +101,10 @@ def build_shared(run: Any, cat: inputs.Catalog, spec: Any) -> tuple[Plan, Setup]
     plan = Plan(run.dialect, run.name)
     plan.calendar_kind = cat.calendar_key.kind
     checks.add(plan, run, spec, cat)
-    checks.alignment(plan, run, spec, cat)
     plan.add("calendar", "calendar", templates.source("calendar", plan.dialect, relation=cat.calendar_relation.sql,
                                                       key=cat.calendar_key.sql("r")), kind="create")
+    checks.alignment(plan, run, spec, cat)
+    fingerprints.add(plan, cat)
     src, prep_params, notes = base_source(plan, spec, cat)
     variables = inputs.variables(spec, cat, plan.name("profile_returns"),
                                  plan.name("profile_factors") if cat.factors is not None else None)
