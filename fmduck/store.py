@@ -107,6 +107,9 @@ def check_writable(engine: Any, schema: str) -> None:
     try:
         with engine.transaction(rollback=True):
             ensure_schema(engine, schema)
+            for table in all_tables():  # INSERT and SELECT privileges are checked when a statement is planned
+                t = f"{_q(schema)}.{templates.ident(table)}"
+                engine.execute(_sql(engine, f"INSERT INTO {t} SELECT * FROM {t} WHERE 1 = 0"))
     except FmduckError:
         raise
     except Exception as exc:  # noqa: BLE001 - translated: the engine's own message, first line
