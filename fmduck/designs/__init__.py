@@ -19,7 +19,7 @@ from typing import Any
 
 from fmduck.errors import SpecError
 
-BUILTIN = ("fmduck.designs.twopass",)
+BUILTIN = ("fmduck.designs.twopass", "fmduck.designs.fm1973")
 
 
 @dataclass
