@@ -19,7 +19,7 @@ from typing import Any
 from fmduck import designs, store
 from fmduck.designs import RunOutput
 from fmduck.engine import connect
-from fmduck.results import FamaMacBethResults
+from fmduck.results import FamaMacBethResults  # noqa: F401 - the type fit returns
 from fmduck.run import Progress, Run
 
 SCHEMA_VERSION = store.SCHEMA_VERSION
@@ -47,9 +47,9 @@ def assemble(run: Run, out: RunOutput, spec: Any, first_pass: Any = None) -> Fam
     extra = dict(out.extra)
     if out.fingerprints is not None:
         extra["input_fingerprints"] = out.fingerprints
-    res = FamaMacBethResults(record(run, out, spec), lambdas=out.lambdas, estimates=out.estimates,
-                             pricing_errors=out.pricing_errors, skipped=out.skipped, extra=extra,
-                             first_pass=first_pass)
+    cls = designs.results_class(spec.design)
+    res = cls(record(run, out, spec), lambdas=out.lambdas, estimates=out.estimates,
+              pricing_errors=out.pricing_errors, skipped=out.skipped, extra=extra, first_pass=first_pass)
     res.warnings = list(out.warnings)
     for warning in out.warnings:
         run.say(f"warning: {warning}")
@@ -93,9 +93,9 @@ def _finish(run: Run, spec: Any, out: RunOutput, results_engine: Any, write: boo
     run.say(f"written in {time.perf_counter() - started:.2f}s")
     windows = (store.windows_reader(results_engine, spec.schema, spec.name, len(out.first_pass_terms))
                if out.first_pass is not None else None)
-    stored = FamaMacBethResults(results.run, lambdas=results.lambdas, estimates=results.estimates,
-                                pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
-                                first_pass=windows)
+    stored = type(results)(results.run, lambdas=results.lambdas, estimates=results.estimates,
+                           pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
+                           first_pass=windows)
     stored.warnings = results.warnings
     return stored
 

@@ -290,7 +290,9 @@ def load_run(database: Any, name: str, schema: str = "fmduck") -> FamaMacBethRes
     wide = wide.select(["period", "period_date", "period_ts", "period_int", "period_index",
                         *[t for t in order if t in wide.columns], "r2", "adj_r2", "n"])
 
-    return FamaMacBethResults(
+    from fmduck.designs import results_class
+
+    return results_class(run.get("design"))(
         run, lambdas=wide, estimates=estimates, pricing_errors=read("pricing_errors", "asset"),
         skipped=read("skipped", "pass, asset, period"), extra=_read_extra(engine, q, params),
         first_pass=windows_reader(engine, schema, name, len(terms)) if terms else None,

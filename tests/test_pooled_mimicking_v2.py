@@ -115,7 +115,8 @@ def test_mimicking_postgres_equals_duckdb(pg, data_dir):
     con = duckdb.connect()
     for engine in (pg, DuckDBEngine(con)):
         loader.load(engine, data_dir / "ff_portfolios_monthly.csv", "ff_portfolios", wide=True, unit="percent")
-        loader.load(engine, data_dir / "ff_factors_monthly.csv", "ff_factors", unit="percent")
+        loader.load(engine, data_dir / "ff_factors_monthly.csv", "ff_factors", unit="percent",
+                    percent_cols=["MktRF", "SMB", "HML", "Mom", "RF"])
     spec = Spec(name="mim", returns="ff_portfolios", rf="RF", factors="ff_factors", factor_cols=["HML", "Mom"],
                 basis=BASIS, design="mimicking")
     got = Mimicking(spec, pg).fit()

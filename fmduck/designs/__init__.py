@@ -58,6 +58,7 @@ class Design:
     tables: dict[str, list[tuple[str, str]]] = {}
     se_types: dict[str, tuple[str, str]] = {}
     update: str | None = "design {name} does not support update: re-run it on the new data"
+    results_class: Any = None  # a FamaMacBethResults subclass with the design's own accessors (None: the base)
 
     def validate(self, spec: Any) -> None:
         """Option checks of this design (pure)."""
@@ -113,6 +114,14 @@ def get(name: Any) -> Design:
     if not isinstance(name, str) or name not in designs:
         raise SpecError(f"unknown design {name!r}; known: {', '.join(designs)}")
     return designs[name]
+
+
+def results_class(design: Any) -> Any:
+    """The results class of runs of ``design`` (a name): the design's own, else FamaMacBethResults."""
+    from fmduck.results import FamaMacBethResults
+
+    found = registry().get(design)
+    return (found.results_class if found is not None else None) or FamaMacBethResults
 
 
 def se_order() -> dict[str, int]:

@@ -60,6 +60,7 @@ from fmduck.model import FamaMacBeth
 from fmduck.options import Option
 from fmduck.passes import pass3
 from fmduck.plan import State
+from fmduck.results import FamaMacBethResults
 
 __all__ = ["DESIGN", "FM1973", "FM1973Results", "schedule", "table3", "table3_text"]
 
@@ -86,28 +87,17 @@ UNUSED = {"weights": None, "absorb": None, "winsorize": None, "standardize": Fal
           "conventions": "fmduck"}
 
 
-class FM1973Results:
-    """The results of an fm1973 run: every attribute of :class:`fmduck.results.FamaMacBethResults`,
-    plus ``portfolios`` and ``periods`` (the rows of ``fmduck.portfolios`` and ``fmduck.fm1973_periods``)."""
-
-    def __init__(self, results: Any) -> None:
-        self.results = results
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "results":  # not set yet (e.g. while unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.results, name)
-
-    def __str__(self) -> str:
-        return str(self.results)
+class FM1973Results(FamaMacBethResults):
+    """The results of an fm1973 run (computed or read back): the common tables, plus ``portfolios`` and
+    ``periods`` (the rows of ``fmduck.portfolios`` and ``fmduck.fm1973_periods``)."""
 
     @property
     def portfolios(self) -> pl.DataFrame:
-        return self.results.extra["portfolios"]
+        return self.extra["portfolios"]
 
     @property
     def periods(self) -> pl.DataFrame:
-        return self.results.extra["fm1973_periods"]
+        return self.extra["fm1973_periods"]
 
 
 class FM1973(FamaMacBeth):
@@ -118,8 +108,6 @@ class FM1973(FamaMacBeth):
             raise SpecError(f"FM1973 runs design fm1973, the spec has design {spec.design!r}")
         super().__init__(spec, database, results=results)
 
-    def fit(self, *, write: bool = True, progress: Any = None) -> FM1973Results:
-        return FM1973Results(super().fit(write=write, progress=progress))
 
 
 # ====================================================================== validation
@@ -270,7 +258,8 @@ class FM1973Design(Design):
     options = OPTIONS
     tables = TABLES
     update = ("design fm1973 is full-sample by nature (its cohorts roll over the whole calendar of the market "
-              "table): re-run it on the new data")
+              "table): recomputed in full")
+    results_class = FM1973Results
 
     def validate(self, spec: Any) -> None:
         validate_spec(spec)

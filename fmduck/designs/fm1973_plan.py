@@ -29,7 +29,7 @@ import polars as pl
 from sqlglot import exp
 
 from fmduck import inputs, templates, validate
-from fmduck.designs.twopass import checks
+from fmduck import checks
 from fmduck.errors import EstimationError, InputError
 from fmduck.moments import RowSource, Variable, solve_source
 from fmduck.plan import Plan, State
@@ -80,7 +80,7 @@ def build(run: Any, cat: inputs.Catalog) -> Plan:
                                          "cross_sections", "profile_returns", "profile_factors")}
     panel = {"returns": cat.returns.sql, "asset": templates.ident(spec.asset), "ret": templates.ident(spec.ret),
              "panel_key": cat.panel_key.sql("r"), **{k: t[k] for k in ("calendar", "cohorts", "ranges", "fits")}}
-    checks(plan, run, spec, cat)
+    checks.add(plan, run, spec, cat)
     plan.add("calendar", "calendar", templates.source(
         "calendar", plan.dialect, relation=cat.factors.sql, key=cat.factor_key.sql("r")), kind="create")
     _schedule(plan, spec, t)

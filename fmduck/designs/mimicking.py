@@ -248,7 +248,7 @@ class MimickingDesign(Design):
                       "design mimicking", metavar="A,B"),)
     tables = {WEIGHTS: WEIGHT_COLUMNS}
     se_types = TWOPASS_SE_TYPES
-    update = "design mimicking is full-sample by nature (weights from the whole sample): re-run it on the new data"
+    update = "design mimicking is full-sample by nature (weights from the whole sample): recomputed in full"
 
     def validate(self, spec: Any) -> None:
         validate_spec(spec)

@@ -326,7 +326,7 @@ class PooledDesign(Design):
     help = "pooled OLS with OLS/White/clustered/Driscoll-Kraay SEs beside Fama-MacBeth (Petersen's firm effect)"
     title = "Pooled OLS beside Fama-MacBeth (firm effect)"
     tables = {"firm_effect": FIRM_EFFECT_COLUMNS}
-    update = "design pooled is full-sample by nature: re-run it on the new data"
+    update = "design pooled is full-sample by nature (one pooled regression over all rows): recomputed in full"
 
     def validate(self, spec: Any) -> None:
         validate_spec(spec)
