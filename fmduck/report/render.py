@@ -27,7 +27,7 @@ from fmduck.report.assets import FirstPass
 from fmduck.report.figures import make_plots
 from fmduck.report.options import FORMATS, ReportOptions
 from fmduck.report.tables import (
-    appendix, comparison_table, environment_versions, first_pass_table, lambda_table, se_name,
+    appendix, comparison_table, environment_versions, first_pass_table, krs_tables, lambda_table, se_name,
 )
 from fmduck.results import FamaMacBethResults
 
@@ -134,6 +134,7 @@ def build_context(runs: list[FamaMacBethResults], options: ReportOptions, *, sta
     return {
         "title": options.title or "Fama-MacBeth regressions: " + ", ".join(r.name for r in runs),
         "table": comparison_table(runs, options),
+        "krs": krs_tables(runs, options) if options.shows("estimates") else [],
         "sections": options.sections,
         "runs": per_run,
         "versions": environment_versions(),

@@ -82,6 +82,32 @@ def comparison_table(runs: list[FamaMacBethResults], options: ReportOptions) -> 
     }
 
 
+def krs_tables(runs: list[FamaMacBethResults], options: ReportOptions) -> list[dict[str, Any]]:
+    """One Kan-Robotti-Shanken (2013) table per run that has ``misspec_robust`` rows
+    (:func:`fmduck.krs_layout.krs_table`): per term γ and t_FM, t_S, t_JW, t_KRS; footer rows R², its
+    SE and the p-values of R² = 1 and R² = 0."""
+    from fmduck.krs_layout import heading, krs_table
+
+    out = []
+    for run in runs:
+        table = krs_table(run)
+        if table is None:
+            continue
+        rows = [{"term": r["term"], "label": options.label(r["term"]), "gamma_value": r["gamma"],
+                 "gamma": fmt(r["gamma"], options.digits),
+                 "t": [{"kind": header, "value": r["t"][header], "text": fmt(r["t"][header], 2)}
+                       for header in table["columns"]]}
+                for r in table["rows"]]
+        footer = [(Label("R²"), table["r2"], 4), (Label("SE of R²"), table["r2_se"], 4),
+                  (Label("p(R² = 1)"), table["p_r2_eq_1"], 4), (Label("p(R² = 0)"), table["p_r2_eq_0"], 4)]
+        out.append({"run": run.name, "heading": heading(table), "rows": rows,
+                    "columns": [Label("t", header[2:]) for header in table["columns"]],
+                    "footer": [{"label": label, "value": value, "text": fmt(value, digits)}
+                               for label, value, digits in footer],
+                    "note": table["note"]})
+    return out
+
+
 def first_pass_table(run: FamaMacBethResults, options: ReportOptions,
                      first_pass: assets.FirstPass | None = None) -> dict[str, Any] | None:
     """Per asset: alpha and betas (SE or t beneath), R², s(e), observations; rolling betas averaged.
