@@ -77,24 +77,37 @@ def coefficient_block(label: str, rows: list[dict]) -> list[str]:
     return out
 
 
+def header_right(run: dict[str, Any]) -> list[str]:
+    """The header's right column: observations, T, average N and average R² from the run record."""
+    fp = run.get("input_fingerprint", {}) or {}
+    return [
+        f"Number of obs     = {fmt(fp.get('pass2_rows', 0)):>10}",
+        f"Num. time periods = {fmt(run.get('n_periods')):>10}",
+        f"Avg. obs/period   = {fixed(run.get('avg_n'), 10, 2)}",
+        f"avg. R-squared    = {fixed(run.get('avg_r2'), 10, 4)}",
+    ]
+
+
+def replace_header(results: FamaMacBethResults, text: str, left: list[str]) -> str:
+    """``text`` (a summary) with its header rebuilt from ``left`` (a design's own description, e.g.
+    fm1973's portfolios line) beside the usual right column; wrapped like the generic header, nothing cut.
+    The header is everything before the first rule line."""
+    lines = text.splitlines()
+    first_rule = next((i for i, line in enumerate(lines) if line and set(line) == {"-"}), len(lines))
+    return "\n".join([*header_lines([plain(item) for item in left], header_right(results.run)), *lines[first_rule:]])
+
+
 def text_summary(results: FamaMacBethResults) -> str:
     run = results.run
     spec = run["spec"]
     est = results.estimates
-    fp = run.get("input_fingerprint", {}) or {}
     left = [
         _design(run).title,
         plain(f"Run: {run['run_name']}  ({run['design']}, {run['engine']})"),
         plain(_pass1_line(spec)),
         plain(f"Dependent: {spec.get('ret')}" + (f" - {spec['rf']}" if spec.get("rf") else "")),
     ]
-    right = [
-        f"Number of obs     = {fmt(fp.get('pass2_rows', 0)):>10}",
-        f"Num. time periods = {fmt(run.get('n_periods')):>10}",
-        f"Avg. obs/period   = {fixed(run.get('avg_n'), 10, 2)}",
-        f"avg. R-squared    = {fixed(run.get('avg_r2'), 10, 4)}",
-    ]
-    lines = header_lines(left, right)
+    lines = header_lines(left, header_right(run))
     width = _blocks(lines, est, results.se_types)
     krs = krs_table(results)
     if krs is not None:  # misspec_robust rows: the Kan-Robotti-Shanken (2013) layout
