@@ -11,8 +11,9 @@ Conventions (the same as the ``first_pass`` view and :mod:`fmduck.report.assets`
   AVG(estimate / std_error), NULL where std_error = 0; ``r2``, ``rmse``, ``nobs`` = AVG (the same for
   every term); ``windows`` = COUNT(*) (1 for full-sample betas). NULLs are left out of the averages.
 - per period and term (rolling betas; period = the window end): ``n`` = COUNT(*) windows, ``q05 q25
-  q50 q75 q95`` = ``quantile_cont`` (DuckDB) / ``percentile_cont`` (PostgreSQL) of the estimates:
-  linear interpolation between order statistics, numpy's default ``linear`` method.
+  q50 q75 q95`` = ``quantile_cont(x, [levels])`` (DuckDB) / ``percentile_cont(ARRAY[levels]) WITHIN
+  GROUP (ORDER BY x)`` (PostgreSQL) of the estimates, one sort per term: linear interpolation between
+  order statistics, numpy's default ``linear`` method.
 """
 
 from __future__ import annotations
@@ -89,12 +90,12 @@ class StoredFirstPass:
         if unknown:
             raise FmduckError(f"run {self.name!r} has no first-pass term(s) {', '.join(unknown)}")
         positions = [self.terms.index(t) for t in wanted]
-        levels = [(quantile_name(q), templates.literal(q)) for q in QUANTILES]
-        frame = self._query("results/first_pass_periods", positions=positions, quantiles=levels)
-        names = [name for name, _ in levels]
+        levels = "[" + ", ".join(templates.literal(q) for q in QUANTILES) + "]"
+        frame = self._query("results/first_pass_periods", positions=positions, levels=levels)
+        names = [quantile_name(q) for q in QUANTILES]
         parts = [frame.select(pl.col("period_index").cast(pl.Int64), pl.col("period").cast(pl.Utf8),
                               pl.lit(term).alias("term"), pl.col("n").cast(pl.Int64),
-                              *[pl.col(f"{name}_{j}").cast(pl.Float64).alias(name) for name in names],
+                              *[pl.col(f"qs_{j}").list.get(i).cast(pl.Float64).alias(name) for i, name in enumerate(names)],
                               pl.lit(k).alias("_k"))
                  for k, (term, j) in enumerate(zip(wanted, positions))]
         if not parts:

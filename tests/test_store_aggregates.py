@@ -139,5 +139,5 @@ def test_postgres_aggregates_equal_numpy(pg):
     check_by_asset(stored, long)
     check_by_period(stored, long, ["const", "mkt", "smb"])
     sql = templates.render("results/first_pass_periods", "postgres", schema=templates.ident("FM Results"),
-                           positions=[0], quantiles=[("q05", "0.05")])
-    assert "PERCENTILE_CONT(0.05) WITHIN GROUP" in sql
+                           positions=[0], levels="[0.05, 0.5]")
+    assert "PERCENTILE_CONT(ARRAY[0.05, 0.5]) WITHIN GROUP" in sql
