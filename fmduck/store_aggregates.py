@@ -28,6 +28,7 @@ from fmduck.engine import connect
 from fmduck.errors import FmduckError
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+DIALECTS = ("duckdb", "postgres")  # where these templates run in the tests (Spark: not tested, not used)
 ASSET_COLUMNS = ("asset", "term", "estimate", "std_error", "t_stat", "r2", "rmse", "nobs", "windows")
 
 

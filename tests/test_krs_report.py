@@ -4,7 +4,7 @@ Data: the Ken French 30 industry portfolios and the FF3 factors (data/ff_*.csv),
 real ``fmduck load`` command (``--wide --unit percent`` for the portfolios, ``--unit percent
 --percent-cols`` for the factors), fitted by fmduck with full-sample betas (OLS and GLS CSR) and
 rolling betas (no KRS rows). Oracle: the stored rows of fmduck.estimates and fmduck.tests read with
-plain SQL; every number shown must equal them (exactly in the HTML data-value attributes, as
+plain SQL; every number shown must equal them (exactly in the HTML data-krs-value attributes, as
 ``fmt`` text elsewhere; pdftotext for the compiled LaTeX).
 """
 
@@ -137,7 +137,7 @@ def test_no_block_without_misspec_robust_rows(ff_db, tmp_path):
 
 
 class KrsCells(HTMLParser):
-    """data-* cells of the tables with class krs."""
+    """data-krs-* cells of the tables with class krs (data-value is the main table's)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -149,7 +149,7 @@ class KrsCells(HTMLParser):
         attrs = dict(attrs)
         if tag == "table" and "krs" in (attrs.get("class") or "").split():
             self._in = True
-        if self._in and tag == "td" and "data-value" in attrs:
+        if self._in and tag == "td" and "data-krs-value" in attrs:
             self._cell = {**attrs, "text": ""}
 
     def handle_endtag(self, tag):
@@ -174,7 +174,7 @@ def test_html_table_equals_stored_rows(ff_db, tmp_path):
     for cell in parser.cells:
         run = cell["data-run"]
         est, tests, _ = stored(ff_db, run)
-        kind, value = cell["data-kind"], float(cell["data-value"])
+        kind, value = cell["data-krs"], float(cell["data-krs-value"])
         if kind == "gamma":
             assert value == est[("misspec_robust", cell["data-term"])][0]
             assert cell["text"] == fmt(value, 4)

@@ -49,11 +49,13 @@ def load_runs(database: Any, names: list[str], schema: str = "fmduck") -> list[F
 
 def load_for_report(database: Any, names: list[str], schema: str = "fmduck"
                     ) -> tuple[list[FamaMacBethResults], list[FirstPass]]:
-    """The named runs and, for each, its first pass as SQL aggregates on the results engine."""
+    """The named runs and, for each, its first pass as SQL aggregates on the results engine (DuckDB,
+    PostgreSQL; on another engine the first pass is read and aggregated in Python, as before)."""
     from fmduck import store
-    from fmduck.store_aggregates import StoredFirstPass
+    from fmduck.store_aggregates import DIALECTS, StoredFirstPass
 
     engine = open_results(database)
     _check_names(names)
     runs = [store.load_run(engine, name, schema) for name in names]
-    return runs, [FirstPass(run, StoredFirstPass(engine, run.name, schema)) for run in runs]
+    in_sql = engine.dialect in DIALECTS
+    return runs, [FirstPass(run, StoredFirstPass(engine, run.name, schema) if in_sql else None) for run in runs]
