@@ -48,7 +48,7 @@ def ff_db(tmp_path_factory) -> Path:
                       "percent", "--percent-cols", "MktRF,SMB,HML,Mom,RF", "-q")
     assert done.returncode == 0, done.stderr
     con = duckdb.connect(str(path))
-    common = dict(returns="ports", factors="factors", factor_cols=FACTORS, rf="RF")
+    common = {"returns": "ports", "factors": "factors", "factor_cols": FACTORS, "rf": "RF"}
     FamaMacBeth(Spec(name="ff3", **common), con).fit()
     FamaMacBeth(Spec(name="ff3_gls", csr="gls", **common), con).fit()
     FamaMacBeth(Spec(name="ff3_rolling", window=60, min_obs=36, **common), con).fit()
