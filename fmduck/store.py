@@ -31,6 +31,7 @@ CORE_TABLES = ("runs", "first_pass_terms", "first_pass_windows", "input_fingerpr
                "pricing_errors", "skipped", "tests")
 JSON_FIELDS = ("spec", "input_fingerprint", "inference_inputs", "coverage", "recomputed")
 PIECE_ROWS = 1 << 19
+EAGER_WINDOWS = 1_000_000  # a stored first pass up to this many windows is read with the run; larger ones lazily
 
 
 @dataclass(frozen=True)
@@ -295,8 +296,20 @@ def load_run(database: Any, name: str, schema: str = "fmduck") -> FamaMacBethRes
     return results_class(run.get("design"))(
         run, lambdas=wide, estimates=estimates, pricing_errors=read("pricing_errors", "asset"),
         skipped=read("skipped", "pass, asset, period"), extra=_read_extra(engine, q, params),
-        first_pass=windows_reader(engine, schema, name, len(terms)) if terms else None,
+        first_pass=_first_pass(engine, schema, name, len(terms)) if terms else None,
     )
+
+
+def _first_pass(engine: Any, schema: str, name: str, n_terms: int) -> Any:
+    """The stored windows: read now when they are few (the results stand alone, e.g. after the connection
+    closes), else a reader that fetches them in pieces on use."""
+    count = engine.query(_sql(engine, f"SELECT COUNT(*) AS n FROM {_q(schema)}.first_pass_windows WHERE run_name = "
+                                      "$run_name"), {"run_name": name})["n"][0]
+    reader = windows_reader(engine, schema, name, n_terms)
+    if int(count or 0) > EAGER_WINDOWS:
+        return reader
+    frames = list(reader())
+    return pl.concat(frames, how="vertical_relaxed") if frames else None
 
 
 def windows_reader(engine: Any, schema: str, name: str, n_terms: int) -> Any:

@@ -103,7 +103,8 @@ def _period_stats(term: str, values: np.ndarray, lags: int, divisor: str) -> dic
 # ====================================================================== Table 3
 def summary(results: Any, text: str) -> str:
     """The summary of an fm1973 run: the xtfmb-style blocks with this design's header, then Table 3."""
-    lines = text.splitlines()
+    from fmduck.summary import replace_header
+
     spec = results.spec
     # the generic header describes a two-pass run; say what this design did instead
     left = ["Fama-MacBeth (1973) beta-sorted portfolios",
@@ -111,11 +112,10 @@ def summary(results: Any, text: str) -> str:
             (f"{spec['n_portfolios']} portfolios; {spec['formation']}/{spec['estimation']}/{spec['testing']} "
              "form/est/test"),
             f"Dependent: portfolio mean {spec['ret']} (raw)"]
-    for i, head in enumerate(left):
-        lines[i] = f"{head[:45]:<46}{lines[i][46:]}"
+    text = replace_header(results, text, left)
     if "fm1973_periods" not in results.extra:
-        return "\n".join(lines)
-    return "\n".join(lines) + "\n\n" + table3_text(results)
+        return text
+    return text + "\n\n" + table3_text(results)
 
 
 def table3(results: Any) -> pl.DataFrame:
@@ -156,7 +156,7 @@ def table3_text(results: Any) -> str:
         r2_head = f"{'r2':>8}" if pattern == "{}" else ""
         lines.append(f"{title:<{width}}" + "".join(f"{g:>10}" for g in gammas) + r2_head)
         for row in tab.iter_rows(named=True):
-            head = f"{row['period'][:24]:<24}{row['n']:>6}"
+            head = f"{row['period']:<24}{row['n']:>6}"
             cells = "".join(" " + number(row[pattern.format(g)], 9, 4) for g in gammas)
             lines.append(head + cells + (" " + number(row["r2_mean"], 7, 3) if pattern == "{}" else ""))
     lines.append("-" * 78)
