@@ -126,8 +126,8 @@ def text_summary(results: FamaMacBethResults) -> str:
     if covered:
         lines.append(plain(f"Coverage: {covered}"))
     skipped = results.skipped
-    if skipped is not None and skipped.height:
-        counts = skipped.group_by("pass", "reason").len().sort("pass", "reason")
+    if skipped is not None and skipped.height:  # the coverage counts are on the Coverage line
+        counts = skipped.filter(pl.col("pass") != "coverage").group_by("pass", "reason").len().sort("pass", "reason")
         for row in counts.iter_rows(named=True):
             lines.append(plain(f"Skipped ({row['pass']}): {row['len']} "
                                f"{'regression' if row['len'] == 1 else 'regressions'} - {row['reason']}"))
