@@ -392,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         rest = argv[:argv.index(command)] + argv[argv.index(command) + 1:]
-        args = _parser(command).parse_args(rest)
+        args = _parser(command).parse_intermixed_args(rest)  # options may stand between positionals
         return args.func(args)
     except FmduckError as exc:
         say(f"fmduck: error: {exc}")

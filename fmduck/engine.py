@@ -108,8 +108,7 @@ class DuckDBEngine:
             try:
                 self.con = duckdb.connect(self.path, read_only=read_only and self.path != ":memory:")
             except duckdb.Error as exc:
-                raise FmduckError(f"cannot open DuckDB database {self.path}: {first_line(exc)}"
-                                  + (" (another process holds it open)" if "lock" in str(exc).lower() else "")) from exc
+                raise FmduckError(_open_error(self.path, exc, read_only)) from exc
         self._registered: set[str] = set()
         self.configure(threads=threads, memory_limit=memory_limit)
 
@@ -235,6 +234,18 @@ class DuckDBEngine:
         self.con.close()
 
 
+def _open_error(path: str, exc: Exception, read_only: bool) -> str:
+    text = first_line(exc)
+    if "lock" not in text.lower():
+        return f"cannot open DuckDB database {path}: {text}"
+    holder = re.search(r"lock is held in (.*?\(PID \d+\))", text)
+    message = (f"cannot open DuckDB database {path}: another process holds it open ("
+               f"{holder.group(1) if holder else text}); wait for it to finish")
+    if not read_only and "read-only mode" in text:  # the holder only reads: so can we, if the results go elsewhere
+        message += ", or write the results elsewhere (--results results.duckdb): the database is then only read"
+    return message
+
+
 def table_columns(engine: Any, schema: str, table: str) -> dict[str, str] | None:
     """``information_schema.columns`` of one table (DuckDB and PostgreSQL), None when it does not exist."""
     sql = templates.transpile("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
@@ -252,6 +263,8 @@ def connect(database: Any) -> Engine:
 
 
 def looks_like_file(text: str) -> bool:
+    if text.lstrip().startswith('"'):  # a quoted table name ("a/b.csv") is a table, whatever it holds
+        return False
     lower = text.lower()
     return lower.endswith(FILE_SUFFIXES) or "/" in text and Path(text).suffix != ""
 

@@ -9,12 +9,15 @@ option a design adds needs no edit anywhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from os import PathLike
 from typing import Any
 
 from fmduck.errors import SpecError
 
+MAX_INT = 2**62  # integers beyond this are refused: the engines' BIGINT arithmetic on them would overflow
 # value kinds: str, int, float, bool, names (list of column names; "a,b" on the command line),
-# lags ("auto" or int >= 0), levels (float or {name: float}), choice (one of choices), any (API only)
+# source (a table name, a file path or a DataFrame), lags ("auto" or int >= 0), levels (float or
+# {name: float}), choice (one of choices), any (API only)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ def check(option: Option, value: Any, where: str = "") -> Any:
         raise _bad(option, value, _EXPECTED.get(kind, kind), where)
     if kind == "any":
         return value
+    if kind == "source":  # a table name or file path, or a DataFrame (anything with columns)
+        if (isinstance(value, (str, PathLike)) and str(value).strip()) or hasattr(value, "columns"):
+            return value
     if kind == "str":
         if isinstance(value, str):
             return value
@@ -62,7 +68,7 @@ def check(option: Option, value: Any, where: str = "") -> Any:
         if isinstance(value, bool):
             return value
     elif kind == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT:
             return value
     elif kind == "float":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -75,9 +81,9 @@ def check(option: Option, value: Any, where: str = "") -> Any:
     elif kind == "lags":
         if value == "auto":
             return value
-        if isinstance(value, str) and value.isdigit():
+        if isinstance(value, str) and value.isdigit() and int(value) <= MAX_INT:
             return int(value)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT:
             return value
     elif kind == "levels":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -104,15 +110,17 @@ def _raise(exc: Exception) -> Any:
 
 
 _EXPECTED = {
-    "str": "a string", "bool": "true or false (a boolean, not a string)", "int": "an integer",
-    "float": "a number", "names": "a list of names (or 'a,b')", "lags": "'auto' or a non-negative integer",
+    "str": "a string", "bool": "true or false (a boolean, not a string)",
+    "int": "an integer between -2^62 and 2^62",
+    "float": "a number", "names": "a list of names (or 'a,b')", "lags": "'auto' or an integer from 0 to 2^62",
     "levels": "a number or a table {name = number}", "flags": "true/false or a list of names",
     "grid": "a list of tables ([[grid]])", "choice": "one of the allowed values",
+    "source": "a table name, a CSV/Parquet path or a DataFrame",
 }
 
 CORE: tuple[Option, ...] = (
     Option("name", "str", None, "run name (stored in the results schema)", "run", nullable=True),
-    Option("returns", "any", None, "table/view, CSV or Parquet file with the long panel", "panel", metavar="TABLE"),
+    Option("returns", "source", None, "table/view, CSV or Parquet file with the long panel", "panel", metavar="TABLE"),
     Option("asset", "str", "asset", "asset id column (default: asset)", "panel", metavar="COL"),
     Option("period", "str", "period", "period column: date, timestamp, integer or time-ordered text (default: period)",
            "panel", metavar="COL"),
@@ -122,7 +130,7 @@ CORE: tuple[Option, ...] = (
     Option("freq", "choice", None, "map DATE/TIMESTAMP periods of every input to this calendar's periods before "
            "joining (stored as the period's last day); e.g. month: last trading days meet month-end factors",
            "panel", choices=("day", "week", "month", "quarter", "year")),
-    Option("factors", "any", None, "table/file of factors keyed by period (beta-based FM)", "regressors",
+    Option("factors", "source", None, "table/file of factors keyed by period (beta-based FM)", "regressors",
            metavar="TABLE"),
     Option("factor_cols", "names", [], "comma-separated factor columns", "regressors", metavar="A,B"),
     Option("factor_period", "str", None, "period column of the factors table (default: --period)", "regressors",

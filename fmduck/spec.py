@@ -17,6 +17,7 @@ from typing import Any
 from fmduck.errors import SpecError
 from fmduck.options import CORE, Option
 
+MAX_THREADS = 1024  # DuckDB starts every thread it is given: 100000 exhausts the process's limits
 _RUN_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 _CORE = {o.name: o for o in CORE}
 
@@ -107,6 +108,8 @@ class Spec:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SpecError(f"{name} must be a positive integer, got {value!r}")
+        if self.threads is not None and self.threads > MAX_THREADS:
+            raise SpecError(f"threads must be at most {MAX_THREADS}, got {self.threads}")
         for name in ("beta_lag", "char_lag"):
             if getattr(self, name) < 0:
                 raise SpecError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")

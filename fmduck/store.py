@@ -77,30 +77,55 @@ def _sql(engine: Any, duckdb_sql: str) -> templates.Sql:
 
 
 # ====================================================================== schema
+def contract() -> dict[str, tuple[str, ...]]:
+    """Every relation of the results layout (tables, the designs' tables, the first_pass view) and the
+    columns fmduck writes and reads in it, read from the DDL that creates them."""
+    q = _q("fmduck")
+    return templates.created(templates.source("results/schema", schema=q, tables=design_tables()) + ";\n"
+                             + templates.source("results/first_pass_view", schema=q))
+
+
 def ensure_schema(engine: Any, schema: str) -> None:
-    """Create the results schema and tables if missing (inside the caller's transaction); refuse a
-    schema whose tables of these names are not fmduck's, or an older results layout."""
-    _refuse_foreign(engine, schema)
+    """Create the results schema and whatever of its tables is missing (inside the caller's transaction);
+    refuse a schema holding a relation of one of these names that is not fmduck's, or an older results
+    layout. When every relation exists no DDL runs, so a role that may only read and write rows stores
+    runs. Creating takes the engine's lock on the schema: two first writers create it one after the other."""
+    layout = contract()
+    columns = getattr(engine, "table_columns", None)
+    if columns is not None:
+        found = {name: columns(schema, name) for name in layout}
+        _refuse_foreign(schema, layout, found)
+        if all(cols is not None for cols in found.values()):
+            return
+    lock = getattr(engine, "lock", None)
+    if lock is not None:
+        lock(f"fmduck:{schema}")
     engine.execute(templates.render("results/schema", engine.dialect, schema=_q(schema), tables=design_tables()))
     engine.execute(templates.render("results/first_pass_view", engine.dialect, schema=_q(schema)))
 
 
-def _refuse_foreign(engine: Any, schema: str) -> None:
-    found = engine.table_columns(schema, "runs")
-    if found is None:
-        return  # no runs table yet
-    columns = set(found)
-    if "schema_version" not in columns or "run_name" not in columns:
-        raise InputError(f"schema {schema!r} has a table 'runs' that is not fmduck's (columns: "
-                         f"{', '.join(sorted(columns))}); choose another results schema (--schema)")
-    if "first_pass_layout" not in columns:
+def _refuse_foreign(schema: str, layout: dict[str, tuple[str, ...]], found: dict[str, dict[str, str] | None]) -> None:
+    runs = found.get("runs")
+    if runs is not None and "run_name" in runs and "schema_version" in runs and "first_pass_layout" not in runs:
         raise InputError(f"schema {schema!r} holds runs of an older fmduck results layout (schema_version 1); "
                          "write to another schema (--schema fmduck_v2) or re-run them there")
+    for name, expected in layout.items():
+        have = found.get(name)
+        if have is None:
+            continue
+        missing = [c for c in expected if c not in have]
+        if missing:
+            whose = "of another fmduck results layout" if "run_name" in have else "that is not fmduck's"
+            raise InputError(f"schema {schema!r} has a table {name!r} {whose} (it lacks "
+                             f"{', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}; its columns: "
+                             f"{', '.join(list(have)[:8])}{', ...' if len(have) > 8 else ''}); choose another "
+                             "results schema (--schema)")
 
 
-def check_writable(engine: Any, schema: str) -> None:
+def check_writable(engine: Any, schema: str, name: str | None = None, replace: bool = False) -> None:
     """Refuse, before any computation, what would fail at the write: no privilege to create or insert,
-    a read-only file, a foreign table in the schema. The DDL runs in a transaction rolled back."""
+    a read-only file, a foreign table in the schema, a stored run of the same ``name`` (unless
+    ``replace``; the write checks it again under the lock). The DDL runs in a transaction rolled back."""
     probe = getattr(engine, "check_writable", None)
     if probe is not None:  # engines without transactional DDL (Spark) check their own way
         probe(lambda: ensure_schema(engine, schema))
@@ -108,14 +133,19 @@ def check_writable(engine: Any, schema: str) -> None:
     try:
         with engine.transaction(rollback=True):
             ensure_schema(engine, schema)
-            for table in all_tables():  # INSERT and SELECT privileges are checked when a statement is planned
+            for table in [*all_tables(), "run_history"]:  # privileges are checked when a statement is planned
                 t = f"{_q(schema)}.{templates.ident(table)}"
                 engine.execute(_sql(engine, f"INSERT INTO {t} SELECT * FROM {t} WHERE 1 = 0"))
+                if replace and table != "run_history":  # a replaced run's rows are deleted; its history stays
+                    engine.execute(_sql(engine, f"DELETE FROM {t} WHERE 1 = 0"))
+            exists = name is not None and not replace and name in run_names(engine, schema)
     except FmduckError:
         raise
     except Exception as exc:  # noqa: BLE001 - translated: the engine's own message, first line
         raise InputError(f"cannot write results to schema {schema!r}: {first_line(exc)}; write them elsewhere "
                          "(--results results.duckdb)") from exc
+    if exists:
+        raise RunExistsError(_exists(name, schema))
 
 
 # ====================================================================== write
@@ -130,14 +160,13 @@ def write(engine: Any, schema: str, results: FamaMacBethResults, *, replace: boo
     q = _q(schema)
     name = results.name
     with engine.transaction():
-        ensure_schema(engine, schema)
         lock = getattr(engine, "lock", None)
-        if lock is not None:
+        if lock is not None:  # before the DDL: the loser of a race on a new schema waits here, then sees the run
             lock(f"fmduck:{schema}:{name}")
+        ensure_schema(engine, schema)
         if name in run_names(engine, schema):
             if not replace:
-                raise RunExistsError(f"run {name!r} already exists in schema {schema!r}; choose another name or "
-                                     "replace it (--replace / replace=True)")
+                raise RunExistsError(_exists(name, schema))
             in_place = keep_windows is not None and keep_windows["from"] == name
             _delete(engine, schema, name, keep=("first_pass_windows",) if in_place else ())
         if keep_windows is not None:
@@ -227,6 +256,11 @@ def run_names(engine: Any, schema: str) -> list[str]:
         return []
     frame = engine.query(_sql(engine, f"SELECT run_name FROM {_q(schema)}.runs ORDER BY created_at"))
     return frame["run_name"].to_list()
+
+
+def _exists(name: str, schema: str) -> str:
+    return (f"run {name!r} already exists in schema {schema!r}; choose another name or replace it "
+            "(--replace / replace=True)")
 
 
 def _not_found(engine: Any, name: str, schema: str) -> str:

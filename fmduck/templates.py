@@ -168,6 +168,22 @@ def statements(sql: str, dialect: str) -> tuple[Sql, ...]:
     return transpile(sql, dialect, read=dialect).parts
 
 
+@lru_cache(maxsize=32)
+def created(sql: str) -> dict[str, tuple[str, ...]]:
+    """The tables and views a DuckDB DDL script creates, each with its column names (a view: its
+    output names), in script order — a results layout read from the statements that make it."""
+    out: dict[str, tuple[str, ...]] = {}
+    for tree in sqlglot.parse(sql, read="duckdb"):
+        if not isinstance(tree, exp.Create) or tree.args.get("kind") not in ("TABLE", "VIEW"):
+            continue
+        target = tree.this
+        if isinstance(target, exp.Schema):  # CREATE TABLE t (column definitions)
+            out[target.this.name] = tuple(c.name for c in target.expressions if isinstance(c, exp.ColumnDef))
+        elif isinstance(tree.expression, exp.Query):
+            out[target.name] = tuple(tree.expression.named_selects)
+    return out
+
+
 def _json_as_string(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.JSON:
         return exp.DataType.build("VARCHAR")

@@ -95,7 +95,7 @@ def _incremental(spec: Any, engine: Any, old: Any, changes: Any, schema: str, op
                  say: Progress) -> Any:
     from fmduck.designs import twopass_update
 
-    store.check_writable(engine, spec.schema)
+    store.check_writable(engine, spec.schema, replace=True)
     with Run(spec, engine, progress=say) as run:
         cat = designs.get(spec.design).catalog(spec, engine)
         out, recomputed = twopass_update.fit(run, cat, old, changes, schema)

@@ -18,11 +18,15 @@ from fmduck.errors import FmduckError
 
 ENGINES = ("duckdb", "postgres", "spark")
 _URL = re.compile(r"^postgres(ql)?(\+\w+)?://", re.IGNORECASE)
+# a libpq keyword/value connection string ("host=db user=me password=..."): never a file name to create
+_CONNINFO = re.compile(r"^\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|connect_timeout|"
+                       r"application_name|options)\s*=", re.IGNORECASE)
 
 
 def is_postgres_url(database: Any) -> bool:
-    """``postgresql://...`` / ``postgres://...`` connection strings (also ``postgresql+psycopg://``)."""
-    return isinstance(database, str) and bool(_URL.match(database))
+    """``postgresql://...`` / ``postgres://...`` connection strings (also ``postgresql+psycopg://``) and
+    libpq keyword/value strings (``host=db dbname=panel user=me``)."""
+    return isinstance(database, str) and bool(_URL.match(database) or _CONNINFO.match(database))
 
 
 def open_engine(database: Any, engine: str | None = None, *, read_only: bool = False, memory_limit: str | None = None,
@@ -32,7 +36,9 @@ def open_engine(database: Any, engine: str | None = None, *, read_only: bool = F
     a DuckDB source opened without write access (results go elsewhere); ``memory_limit``, ``threads``:
     engine settings; ``spark_master``, ``spark_conf``: how to reach a cluster."""
     from fmduck.engine import DuckDBEngine
+    from fmduck.secrets import remember
 
+    remember(database)
     if hasattr(database, "dialect") and hasattr(database, "query"):
         return database
     if type(database).__module__.startswith("psycopg"):

@@ -27,7 +27,7 @@ from fmduck import templates
 from fmduck.engine import Relation, bind, first_line, is_dataframe
 from fmduck.engines import missing_driver
 from fmduck.errors import FmduckError, InputError
-from fmduck.secrets import mask
+from fmduck.secrets import mask, remember, url_hint
 
 try:
     import psycopg
@@ -93,12 +93,13 @@ class PostgresEngine:
             self.url = str(database)
             if self.url.lower().startswith("postgresql+psycopg://"):
                 self.url = "postgresql://" + self.url.split("://", 1)[1]
+            remember(self.url)
             try:
                 self.con = psycopg.connect(self.url, autocommit=True, **connect_options)
-            except psycopg.Error as exc:
-                raise FmduckError(mask(f"cannot connect to PostgreSQL at {self.url}: {first_line(exc)}")) from exc
-            except Exception as exc:  # noqa: BLE001 - psycopg's URL parser raises ProgrammingError / ValueError
-                raise FmduckError(mask(f"cannot connect to PostgreSQL at {self.url}: {first_line(exc)}")) from exc
+            except Exception as exc:  # noqa: BLE001 - psycopg.Error, and ValueError from its URL parser
+                hint = url_hint(self.url)
+                raise FmduckError(mask(f"cannot connect to PostgreSQL at {self.url}: {first_line(exc)}"
+                                       + (f"; {hint}" if hint else ""))) from exc
         if memory_limit is not None:
             self.execute(f"SET work_mem = {templates.literal(memory_limit.strip().upper().replace('IB', 'B'))}")
         # numeric -> float (sums and means of integer/numeric columns), json as text (results.load_run parses it)
@@ -166,7 +167,7 @@ class PostgresEngine:
         if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
             return None
         bound = _bind(sql, params)
-        with self._cursor() as cur, _refusals():
+        with self._cursor() as cur, _refusals(sql):
             cur.execute(f"SELECT * FROM ({sql}) AS fmduck_result LIMIT 0", bound or None)  # the columns only
             desc = [(d.name, d.type_code) for d in cur.description or []]
             names = [name for name, _ in desc]
@@ -273,7 +274,7 @@ class PostgresEngine:
     def _run(self, cur: Any, sql: str, params: dict[str, Any] | None = None) -> None:
         self.log.append(sql)
         bound = _bind(sql, params)
-        with _refusals():
+        with _refusals(sql):
             cur.execute(sql, bound if bound else None)
 
     def _copy(self, cur: Any, table_sql: str, frame: pl.DataFrame) -> None:
@@ -288,11 +289,15 @@ class PostgresEngine:
 
 
 @contextmanager
-def _refusals() -> Iterator[None]:
-    """A missing privilege as an InputError that says what to do instead."""
+def _refusals(sql: str) -> Iterator[None]:
+    """A missing privilege as an InputError that says what to do instead (to read: a grant; to write: a
+    grant, or the results written elsewhere)."""
     try:
         yield
     except psycopg.errors.InsufficientPrivilege as exc:
+        if sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            raise InputError(f"PostgreSQL refused: {first_line(exc)}; the role needs USAGE on the schema and SELECT "
+                             "on the table (GRANT ... TO the role)") from exc
         raise InputError(
             f"PostgreSQL refused: {first_line(exc)}; with read-only rights on the source, write the "
             "results elsewhere (--results results.duckdb, or FamaMacBeth(..., results=...))"
