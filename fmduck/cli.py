@@ -2,7 +2,9 @@
 
 Exit codes: 0 ok, 2 an input, option or data error (``fmduck: error: ...`` on one line), 1 a bug (the
 hint says to rerun with ``--debug`` for the traceback), 130 interrupted. Messages and progress go to
-stderr, results to stdout; every line leaves through :func:`fmduck.secrets.mask`. The parser of a
+stderr, results to stdout; every stderr line leaves through :func:`fmduck.secrets.mask` and
+:func:`fmduck.escape.text` (names from data cannot send terminal escapes), an error line also with its
+line breaks written as ``\n`` (a name holding one cannot split it). The parser of a
 command is built only when that command runs, so ``fmduck --version`` and ``fmduck --help`` start
 without loading the engines.
 """
@@ -37,7 +39,14 @@ COMMANDS: dict[str, str] = {
 
 
 def say(message: str) -> None:
-    print(mask(message), file=sys.stderr, flush=True)
+    from fmduck.escape import text
+
+    print(text(mask(message)), file=sys.stderr, flush=True)
+
+
+def error(message: object) -> None:
+    """The one ``fmduck: error:`` line."""
+    say("fmduck: error: " + str(message).strip().replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def progress(quiet: bool) -> Callable[[str], None]:
@@ -395,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser(command).parse_intermixed_args(rest)  # options may stand between positionals
         return args.func(args)
     except FmduckError as exc:
-        say(f"fmduck: error: {exc}")
+        error(exc)
         return EXIT_ERROR
     except KeyboardInterrupt:
         say("fmduck: interrupted")
@@ -411,15 +420,15 @@ def _bug(exc: BaseException, debug: bool) -> int:
 
     known = translate(exc)
     if known is not None:
-        say(f"fmduck: error: {known}")
+        error(known)
         return EXIT_ERROR
     if debug:
         import traceback
 
         say("".join(traceback.format_exception(exc)))
     first = (str(exc).strip().splitlines() or [""])[0]
-    say(f"fmduck: error: internal error ({type(exc).__name__}: {first}); this is a bug — rerun with --debug "
-        "for the traceback and report it")
+    error(f"internal error ({type(exc).__name__}: {first}); this is a bug — rerun with --debug for the traceback "
+          "and report it")
     return EXIT_BUG
 
 

@@ -226,7 +226,8 @@ class DuckDBEngine:
             verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
             self.con.execute(f"{verb} {table_sql} AS SELECT * FROM {templates.ident(name)}")
         except duckdb.CatalogException as exc:
-            raise InputError(f"cannot create table {table_sql}: {first_line(exc)} (use --replace to overwrite)") from exc
+            hint = " (use --replace to overwrite)" if "already exists" in str(exc) else ""
+            raise InputError(f"cannot create table {table_sql}: {first_line(exc)}{hint}") from exc
         finally:
             self.drop_upload(name)
 

@@ -99,9 +99,15 @@ def ensure_schema(engine: Any, schema: str) -> None:
             return
     lock = getattr(engine, "lock", None)
     if lock is not None:
-        lock(f"fmduck:{schema}")
+        lock(lock_key(schema))
     engine.execute(templates.render("results/schema", engine.dialect, schema=_q(schema), tables=design_tables()))
     engine.execute(templates.render("results/first_pass_view", engine.dialect, schema=_q(schema)))
+
+
+def lock_key(schema: str, name: str | None = None) -> str:
+    """The key of the engine lock a writer holds until its transaction ends: of a run name in a schema
+    (every write), or of the schema itself (while its tables are created)."""
+    return f"fmduck:{schema}" if name is None else f"fmduck:{schema}:{name}"
 
 
 def _refuse_foreign(schema: str, layout: dict[str, tuple[str, ...]], found: dict[str, dict[str, str] | None]) -> None:
@@ -162,7 +168,7 @@ def write(engine: Any, schema: str, results: FamaMacBethResults, *, replace: boo
     with engine.transaction():
         lock = getattr(engine, "lock", None)
         if lock is not None:  # before the DDL: the loser of a race on a new schema waits here, then sees the run
-            lock(f"fmduck:{schema}:{name}")
+            lock(lock_key(schema, name))
         ensure_schema(engine, schema)
         if name in run_names(engine, schema):
             if not replace:
