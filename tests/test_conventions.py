@@ -217,7 +217,7 @@ def test_preset_is_stated(fit):
 def test_bad_preset_values():
     from fmduck import Spec
 
-    with pytest.raises(SpecError, match="unknown conventions preset 'eviews'"):
+    with pytest.raises(SpecError, match="conventions.* must be one of fmduck, stata, linearmodels, sandwich, got .eviews."):
         Spec(name="x", returns="t", chars=["a"], conventions="eviews")
     with pytest.raises(SpecError, match="conflicts with the 'sandwich' preset"):
         Spec(name="x", returns="t", chars=["a"], conventions="sandwich", nw_divisor="T-1")
