@@ -175,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     engine = _engine(args.database, args.engine, spec, read_only=bool(args.results))
     results = _engine(args.results, None, spec) if args.results else None
-    out = FamaMacBeth(spec, engine, results=results).fit(progress=progress(True))
+    out = FamaMacBeth(spec, engine, results=results).fit(progress=progress(args.quiet))
     print(out.summary)
     for res in getattr(out, "runs", [out]):
         for warning in res.warnings:
