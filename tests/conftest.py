@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import oracles` fro
 # One throwaway PostgreSQL server for the whole session (tests/conftest_pg.py); test modules use the
 # fixtures pg_server / pg_url / pg without importing them (an import makes a module its own server).
 from conftest_pg import pg, pg_server, pg_url  # noqa: E402, F401
+
 DATA = ROOT / "data"
 
 

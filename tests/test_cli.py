@@ -38,7 +38,8 @@ def one_line_error(stderr: str, message: str) -> None:
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory) -> Path:
     db = tmp_path_factory.mktemp("cli") / "panel.duckdb"
-    out = fmduck("load", db, DATA / "ff_portfolios_monthly.csv", "--table", "ports", "--wide", "--unit", "percent", "-q")
+    out = fmduck("load", db, DATA / "ff_portfolios_monthly.csv", "--table", "ports", "--wide", "--unit", "percent",
+                 "-q")
     assert out.returncode == 0 and out.stderr == "", out.stderr
     out = fmduck("load", db, DATA / "ff_factors_monthly.csv", "--table", "factors", "--unit", "percent",
                  "--percent-cols", "MktRF,SMB,HML,Mom,RF", "-q")

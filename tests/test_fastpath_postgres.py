@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from test_fastpaths import _panel, pass1_moments, same_fits
 
 from fmduck import moments as moments_mod
 from fmduck import templates
 from fmduck.model import FamaMacBeth
 from fmduck.spec import Spec
+from test_fastpaths import _panel, pass1_moments, same_fits
 
 psycopg = pytest.importorskip("psycopg")
 

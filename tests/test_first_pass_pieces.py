@@ -54,7 +54,8 @@ def test_held_stored_and_loaded_first_pass_are_the_same(stored):
     assert loaded.first_pass.equals(fitted.first_pass)
     assert held.first_pass.drop(DROP).equals(fitted.first_pass.drop(DROP))
     # pass 2 joined the same betas (summed in the order of the join: equal up to rounding)
-    a, b = held.lambdas.select("const", "mkt", "smb").to_numpy(), fitted.lambdas.select("const", "mkt", "smb").to_numpy()
+    a = held.lambdas.select("const", "mkt", "smb").to_numpy()
+    b = fitted.lambdas.select("const", "mkt", "smb").to_numpy()
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 

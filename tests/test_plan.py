@@ -142,14 +142,14 @@ def test_rendering_is_deterministic_and_needs_no_rows(tmp_path: Path):
 def large_parquet(tmp_path_factory) -> tuple[Path, Path]:
     """A 5,000 assets x 1,000 months panel (5M rows) and its factors, as Parquet files."""
     folder = tmp_path_factory.mktemp("large")
+    panel_file, factors_file = (templates.literal(str(folder / name)) for name in ("panel.parquet", "factors.parquet"))
     con = duckdb.connect()
     con.execute(f"""COPY (SELECT a AS asset, last_day(DATE '1950-01-01' + INTERVAL (t) MONTH) AS period,
                          random() - 0.5 AS ret, random() AS size, random() AS bm
-                         FROM range(5000) r(a), range(1000) s(t)) TO {templates.literal(str(folder / 'panel.parquet'))}""")
+                         FROM range(5000) r(a), range(1000) s(t)) TO {panel_file}""")
     con.execute(f"""COPY (SELECT last_day(DATE '1950-01-01' + INTERVAL (t) MONTH) AS period, random() AS mkt,
-                         random() AS smb, random() / 100 AS rf FROM range(1000) s(t))
-                    TO {templates.literal(str(folder / 'factors.parquet'))}""")
-    assert con.execute(f"SELECT COUNT(*) FROM {templates.literal(str(folder / 'panel.parquet'))}").fetchall() == [(5_000_000,)]
+                         random() AS smb, random() / 100 AS rf FROM range(1000) s(t)) TO {factors_file}""")
+    assert con.execute(f"SELECT COUNT(*) FROM {panel_file}").fetchall() == [(5_000_000,)]
     con.close()
     return folder / "panel.parquet", folder / "factors.parquet"
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import oracles
 import polars as pl
 import pytest
+
+import oracles
 from engine_cases import (
     CASES,
     ENGINE_ATOL,
@@ -29,9 +30,9 @@ from engine_cases import (
 
 psycopg = pytest.importorskip("psycopg")
 
-from fmduck import FamaMacBeth, Spec, connect, load_run, templates
-from fmduck.engines.postgres import PostgresEngine
-from fmduck.errors import InputError, SpecError
+from fmduck import FamaMacBeth, Spec, connect, load_run, templates  # noqa: E402 - after the psycopg skip
+from fmduck.engines.postgres import PostgresEngine  # noqa: E402
+from fmduck.errors import InputError, SpecError  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent

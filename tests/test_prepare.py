@@ -98,7 +98,7 @@ def test_prepared_lambdas_vs_pandas_ols(fit):
               char_lag=0)
     df = pandas_prepare(panel, winsor, std, rank).dropna(subset=["ret", "size", "bm", "mom"])
     rows = []
-    for period, g in df.groupby("period"):
+    for _, g in df.groupby("period"):
         out = oracles.ols_numpy(g["ret"].to_numpy(), g[["size", "bm", "mom"]].to_numpy())
         rows.append({"period_index": len(rows) + 1, **dict(zip(["const", "size", "bm", "mom"], out["params"]))})
     want = pl.DataFrame(rows)

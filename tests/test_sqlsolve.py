@@ -57,7 +57,8 @@ def _groups(seed: int, k: int, intercept: bool, min_df: int, n_groups: int = 48)
         asset = f"g{g:03d}"
         kinds[asset] = kind
         for t in range(n):
-            rows.append({"asset": asset, "period": t + 1, **{f"x{i}": float(x[t, i]) for i in range(k)}, "y": float(y[t])})
+            rows.append({"asset": asset, "period": t + 1, **{f"x{i}": float(x[t, i]) for i in range(k)},
+                         "y": float(y[t])})
     return pl.DataFrame(rows), kinds
 
 

@@ -55,7 +55,8 @@ def test_checker_allows_own_names_dunders_and_type_checking_imports(tmp_path):
         "__init__.py": "",
         "a.py": ("from typing import TYPE_CHECKING\nfrom fmduck import __version__\n"
                  "if TYPE_CHECKING:\n    from fmduck.b import B\n\n"
-                 "class A:\n    def f(self, other):\n        return self._x, type(self).__name__, other._replace(y=1)\n\n"
+                 "class A:\n    def f(self, other):\n"
+                 "        return self._x, type(self).__name__, other._replace(y=1)\n\n"
                  "    @classmethod\n    def g(cls):\n        return cls._y, super()._z\n"),
         "b.py": "from fmduck.a import A\n\nclass B(A):\n    pass\n",
         "ok.py": "x = 1\n" * 400,
