@@ -44,14 +44,15 @@ def loaded(tmp_path_factory) -> Path:
     out = fmduck("load", db, DATA / "ff_factors_monthly.csv", "--table", "factors", "--unit", "percent",
                  "--percent-cols", "MktRF,SMB,HML,Mom,RF", "-q")
     assert out.returncode == 0 and out.stderr == "", out.stderr
+    shutil.copy(db, db.parent / "pristine.duckdb")  # before any run is stored (the fixture db copies it)
     return db
 
 
 @pytest.fixture
 def db(loaded: Path, tmp_path: Path) -> Path:
-    """A private copy of the loaded panel for in-process commands (each test its own file)."""
+    """A private copy of the loaded panel, without stored runs, for in-process commands (each test its own file)."""
     path = tmp_path / "panel.duckdb"
-    shutil.copy(loaded, path)
+    shutil.copy(loaded.parent / "pristine.duckdb", path)
     return path
 
 

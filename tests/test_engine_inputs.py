@@ -82,8 +82,9 @@ def test_period_types(fit, data, period_type):
     if period_type == "date":
         conv = pl.col("period").map_elements(lambda p: dt.date(2000 + (p - 1) // 12, (p - 1) % 12 + 1, 1),
                                              return_dtype=pl.Date)
-    else:
-        conv = pl.format("P{}", pl.col("period").cast(pl.Utf8).str.zfill(3))
+    else:  # text in a time format fmduck reads (YYYY-MM); arbitrary labels such as 'P001' are refused (test_periods)
+        conv = pl.col("period").map_elements(lambda p: f"{2000 + (p - 1) // 12}-{(p - 1) % 12 + 1:02d}",
+                                             return_dtype=pl.Utf8)
     res = fit(returns=panel.with_columns(conv.alias("period")), factors=factors.with_columns(conv.alias("period")),
               factor_cols=FACTORS, chars=["size"])
     oracles.compare_frames(res.lambdas.drop("period"), reference_lambdas(data), ["period_index"],
