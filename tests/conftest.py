@@ -46,6 +46,31 @@ def data_dir() -> Path:
     return DATA
 
 
+# `make test-fast` (-m "not slow and not spark") runs the first FAST_CASES cases of every parametrized
+# test; the other cases count as slow (they run in `make test`). Long single tests carry
+# @pytest.mark.slow; SLOW_FILES / SLOW_TESTS mark those of test files that do not mark their own yet
+# (whole files whose fixtures fit and render runs; a file's owner may mark its tests and drop it here).
+FAST_CASES = 1
+SLOW_FILES = ("test_report.py", "test_report_large.py", "test_report_escaping.py", "test_report_sections.py",
+              "test_export.py", "test_real_data.py")
+SLOW_TESTS = ("test_krs.py::test_r2_eq_1_size_on_a_correctly_specified_model",
+              "test_krs.py::test_misspec_se_exceeds_eiv_se_when_misspecified", "test_load.py::test_cli_load")
+
+
+def pytest_collection_modifyitems(config, items):
+    seen: dict[str, int] = {}
+    for item in items:
+        key = item.nodeid.split("[", 1)[0]
+        name = key.rsplit("/", 1)[-1]
+        if name.split("::", 1)[0] in SLOW_FILES or name in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+        if getattr(item, "callspec", None) is None:
+            continue
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > FAST_CASES:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_terminal_summary(terminalreporter):
     """Print the worst relative error measured against each oracle (see tests/oracles.py)."""
     oracles = sys.modules.get("oracles")

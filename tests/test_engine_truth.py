@@ -111,6 +111,7 @@ def french():
     return _french()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factor_cols", [["MktRF"], ["MktRF", "SMB", "HML"]])
 def test_french_full_sample(fit, french, factor_cols):
     panel, factors = french
@@ -120,6 +121,7 @@ def test_french_full_sample(fit, french, factor_cols):
     assert res.lambdas.height == factors.height and res.lambdas["n"].unique().to_list() == [30]
 
 
+@pytest.mark.slow
 def test_french_rolling(fit, french):
     """60-month rolling betas on the last 20 years (keeps the numpy loop quick)."""
     panel, factors = french

@@ -71,6 +71,7 @@ def _fit(pg, monkeypatch, fast: bool, options: dict):
     {"window": 12, "min_obs": 5, "rf": "rf"},        # y = ret - f.rf: a per-asset variable reading a factor
     {"window": 8},                                    # default min_obs = K + 2
 ])
+@pytest.mark.slow
 def test_rolling_fast_path_matches_plain_windows_postgres(pg, monkeypatch, options):
     returns, factors = _gappy_panel()
     pg.create_table(templates.table("panel"), returns)

@@ -91,6 +91,7 @@ def test_grid_with_betas(con):
     assert "-- pass 1: full-sample" in texts[0] and all("-- pass 1: full-sample" not in t for t in texts[1:])
 
 
+@pytest.mark.slow
 def test_grid_from_toml_and_cli(tmp_path):
     db = tmp_path / "g.duckdb"
     csv = tmp_path / "panel.csv"

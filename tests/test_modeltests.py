@@ -133,6 +133,7 @@ def test_grs_by_hand_and_linearmodels_alphas(fit):
                          label="alphas vs linearmodels TradedFactorModel")
 
 
+@pytest.mark.slow
 def test_grs_skipped_with_reasons(fit):
     panel, factors = _balanced(n_assets=8, n_periods=60)
     gappy = panel.filter(~((pl.col("asset") == "A003") & (pl.col("period") == 17)))
@@ -182,6 +183,7 @@ def test_pricing_chi2_by_hand(fit, intercept):
     oracles.assert_close(res.pricing_errors.sort("asset")["alpha"].to_numpy(), alpha, label="pricing errors by hand")
 
 
+@pytest.mark.slow
 def test_tests_table_stored_and_replaced(con, fit):
     panel, factors = _balanced()
     fit(name="grs_run", returns=panel, factors=factors, factor_cols=FACTORS)

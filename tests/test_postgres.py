@@ -97,6 +97,7 @@ def test_replace_run_in_one_transaction(pg):
 
 
 # ---------------------------------------------------------------- read-only source
+@pytest.mark.slow
 def test_read_only_role_writes_results_to_local_duckdb(pg_server, pg_url, pg, tmp_path):
     """A role with SELECT only: the run succeeds with --results, PostgreSQL gets no schema, no table."""
     panel, factors, options = case("rolling")
@@ -215,6 +216,7 @@ def _no_run_id(sql: str) -> str:
     return re.sub(r"(fmduck_[a-z_0-9]+?)_[0-9a-f]{8}\b", r"\1_RUN", sql)
 
 
+@pytest.mark.slow
 def test_sql_command_prints_exactly_what_postgres_runs(pg, pg_url, tmp_path):
     panel, factors, options = case("rolling")
     _load(pg, "panel", panel)
@@ -250,6 +252,7 @@ def test_sql_command_prints_exactly_what_postgres_runs(pg, pg_url, tmp_path):
         [(lab, _no_run_id(s)) for lab, s in printed]
 
 
+@pytest.mark.slow
 def test_cli_load_run_show_on_postgres_url(pg, pg_url, tmp_path):
     panel, factors, options = case("full")
     panel.write_parquet(tmp_path / "panel.parquet")
