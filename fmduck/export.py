@@ -30,7 +30,8 @@ from fmduck.results import FamaMacBethResults
 
 EXPORT_FORMATS = ("csv", "md", "json")
 # column order of fmduck.lambdas (sql/results/schema.sql.j2); FamaMacBethResults holds λ_t wide
-LAMBDA_COLUMNS = ["run_name", "run_id", "period", "period_index", "term", "estimate", "r2", "adj_r2", "n"]
+LAMBDA_COLUMNS = ["run_name", "run_id", "period", "period_date", "period_ts", "period_int", "period_index", "term",
+                  "estimate", "r2", "adj_r2", "n"]
 
 
 TABLES = ("runs", "first_pass", "lambdas", "estimates", "pricing_errors", "skipped")

@@ -19,7 +19,7 @@ from typing import Any
 from fmduck import designs, store
 from fmduck.designs import RunOutput
 from fmduck.engine import connect
-from fmduck.results import FamaMacBethResults
+from fmduck.results import FamaMacBethResults  # noqa: F401 - the type fit returns
 from fmduck.run import Progress, Run
 
 SCHEMA_VERSION = store.SCHEMA_VERSION
@@ -44,9 +44,12 @@ def record(run: Run, out: RunOutput, spec: Any) -> dict[str, Any]:
 
 
 def assemble(run: Run, out: RunOutput, spec: Any, first_pass: Any = None) -> FamaMacBethResults:
-    res = FamaMacBethResults(record(run, out, spec), lambdas=out.lambdas, estimates=out.estimates,
-                             pricing_errors=out.pricing_errors, skipped=out.skipped, extra=out.extra,
-                             first_pass=first_pass)
+    extra = dict(out.extra)
+    if out.fingerprints is not None:
+        extra["input_fingerprints"] = out.fingerprints
+    cls = designs.results_class(spec.design)
+    res = cls(record(run, out, spec), lambdas=out.lambdas, estimates=out.estimates,
+              pricing_errors=out.pricing_errors, skipped=out.skipped, extra=extra, first_pass=first_pass)
     res.warnings = list(out.warnings)
     for warning in out.warnings:
         run.say(f"warning: {warning}")
@@ -81,6 +84,8 @@ def _finish(run: Run, spec: Any, out: RunOutput, results_engine: Any, write: boo
         held = _fetch(copy) if copy is not None else out.first_pass
         return assemble(run, out, spec, held)
     results = assemble(run, out, spec)
+    results.run.update(version=store_options.get("version", 1), parent_run_id=store_options.get("parent_run_id"),
+                       recomputed=store_options.get("recomputed"))
     run.say(f"writing run {spec.name!r} to schema {spec.schema!r}")
     started = time.perf_counter()
     store.write(results_engine, spec.schema, results, replace=spec.replace, first_pass=copy,
@@ -88,9 +93,9 @@ def _finish(run: Run, spec: Any, out: RunOutput, results_engine: Any, write: boo
     run.say(f"written in {time.perf_counter() - started:.2f}s")
     windows = (store.windows_reader(results_engine, spec.schema, spec.name, len(out.first_pass_terms))
                if out.first_pass is not None else None)
-    stored = FamaMacBethResults(results.run, lambdas=results.lambdas, estimates=results.estimates,
-                                pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
-                                first_pass=windows)
+    stored = type(results)(results.run, lambdas=results.lambdas, estimates=results.estimates,
+                           pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
+                           first_pass=windows)
     stored.warnings = results.warnings
     return stored
 

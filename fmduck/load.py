@@ -98,12 +98,14 @@ def read_prepared(path: str | Path, *, wide: bool = False, period: str = "period
     if first_blank and not wide:
         frame = frame.rename({frame.columns[0]: period})
     return prepare(frame, wide=wide, period=period, period_format=period_format, source=str(path),
-                   day_month=tuple(c for c in day_month if c != period_in_file), notify=notify, **options)
+                   day_month=tuple(c for c in day_month if c != period_in_file), notify=notify,
+                   ken_french=first_blank, **options)
 
 
 def prepare(frame: pl.DataFrame, *, wide: bool = False, period: str = "period", asset: str = "asset",
             value: str = "ret", period_format: str = "auto", unit: str = "decimal",
             percent_cols: list[str] | None = None, source: str = "file", day_month: tuple[str, ...] = (),
+            ken_french: bool = False,
             notify: Callable[[str], None] | None = None) -> pl.DataFrame:
     """Name the period column, read it (``period_format``), unpivot wide files, scale ``unit`` columns.
 
@@ -126,7 +128,10 @@ def prepare(frame: pl.DataFrame, *, wide: bool = False, period: str = "period", 
             raise InputError(f"{source}: wide layout needs numeric asset columns; not numeric: {', '.join(bad)}")
         frame = frame.unpivot(index=period, on=value_cols, variable_name=asset, value_name=value).select(
             asset, period, value)
-    scaled = _unit_columns(frame, wide, value, period, unit, percent_cols or [], source)
+    scaled = _unit_columns(frame, wide, value, period, unit, percent_cols or [], source, ken_french)
+    if ken_french and not wide and scaled and not percent_cols and notify is not None:
+        notify(f"{source} is laid out as Ken French publishes (a blank first header): its value columns "
+               f"{', '.join(scaled)} are returns and were divided by {int(UNITS[unit])}")
     return frame.with_columns([_divide(frame[c], UNITS[unit]) for c in scaled])
 
 
@@ -201,7 +206,9 @@ def _parse(series: pl.Series, fmt: str, where: str) -> pl.Series:
 
 # ------------------------------------------------------------------ units
 def _unit_columns(frame: pl.DataFrame, wide: bool, value: str, period: str, unit: str, percent_cols: list[str],
-                  source: str) -> list[str]:
+                  source: str, ken_french: bool = False) -> list[str]:
+    """The columns ``unit`` scales: ``percent_cols``; in a --wide file the returns; in a long Ken French file
+    (blank first header: every value column is a return or factor) all value columns."""
     if unit == "decimal":
         if percent_cols:
             raise SpecError("--percent-cols names the columns --unit percent (or bp) divides; give --unit")
@@ -211,6 +218,8 @@ def _unit_columns(frame: pl.DataFrame, wide: bool, value: str, period: str, unit
             raise SpecError("--percent-cols is for long files: in a --wide file --unit scales every return column")
         return [value]
     numeric = [c for c in frame.columns if c != period and frame[c].dtype.is_numeric()]
+    if not percent_cols and ken_french:
+        return numeric
     if not percent_cols:
         raise SpecError(f"--unit {unit} on a long file needs --percent-cols naming the columns in {unit} "
                         f"(e.g. --percent-cols {','.join(numeric[:5]) or 'ret'}); identifiers and characteristics "

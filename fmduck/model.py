@@ -46,6 +46,14 @@ class FamaMacBeth:
             return GridResults(out)
         return out
 
+    def update(self, run: str | None = None, *, new_name: str | None = None, progress: Progress | None = None) -> Any:
+        """Update the stored run ``run`` (default: this spec's name) after its inputs changed, recomputing
+        only what depends on the change (:mod:`fmduck.update`); None when nothing changed."""
+        from fmduck import update
+
+        return update.update(self.database, run or self.spec.name, schema=self.spec.schema, new_name=new_name,
+                             results=self.results, progress=progress)
+
     def plan(self, *, script: bool = False, dialect: str | None = None) -> Any:
         """The plan of the run (:class:`fmduck.plan.Plan`), rendered from the catalog only (no data read
         beyond it). ``script``: stable scratch names, for a script that runs as printed; ``dialect``:

@@ -160,6 +160,21 @@ def _balanced(n: np.ndarray, t_periods: int) -> bool:
     return bool(n.size) and bool(np.all(n == t_periods))
 
 
+def unbalanced_note(nobs: np.ndarray, t_periods: int | None = None, test: str = "GRS") -> str:
+    """Why a test that needs a balanced block is skipped, with what was observed: the range of first-pass
+    observations per asset (and, when every asset has as many, that their periods differ)."""
+    if nobs.size == 0:
+        return "no asset has a usable first-pass regression"
+    lo, hi = int(nobs.min()), int(nobs.max())
+    if lo != hi:
+        seen = f"first-pass observations per asset range from {lo} to {hi}"
+    elif t_periods is not None and t_periods != hi:
+        seen = f"every asset has {hi} first-pass observations, but not in the same periods ({t_periods} periods in all)"
+    else:  # as many observations as periods, yet some pair of assets lacks a common residual
+        seen = f"every asset has {hi} first-pass observations, but some pairs of assets do not share all of them"
+    return f"unbalanced panel: {seen}; {test} needs every asset in the same T periods"
+
+
 # ====================================================================== GRS and pricing χ²
 def model_tests(run: Any, spec: Any, setup: Any, state: Any, covariances: dict[str, np.ndarray]) -> pl.DataFrame:
     """Every test the run supports (called while the run's scratch tables exist)."""
@@ -192,10 +207,9 @@ def _grs_and_pricing(run: Any, spec: Any, setup: Any, state: Any) -> list[dict[s
                                                          expression=exp.Paren(this=fv.expr)))
     resid = exp.Sub(this=exp.Paren(this=setup.variables.y.expr), expression=exp.Paren(this=fitted))
     if big_n == 0 or not np.all(nobs == nobs[0]):  # unbalanced at a glance: no SQL, no N x N work
-        t_max = int(state["lambdas"].height)
-        return [_skip("grs", None, f"unbalanced panel: not every asset has a return in all {t_max} periods"),
+        return [_skip("grs", None, unbalanced_note(nobs)),
                 _skip("pricing_chi2", None, "characteristics vary over time; the test needs constant betas"
-                      if spec.chars else "unbalanced panel")]
+                      if spec.chars else unbalanced_note(nobs, test="the pricing-error test"))]
     src = setup.src.with_(betas="full", betas_table=setup.first_pass)
     pidx = _resid_query(run, src, resid, {}, True, "first-pass residual periods (GRS)")["pidx"].to_numpy()
     t_ts = len(pidx)
@@ -210,14 +224,14 @@ def _grs_and_pricing(run: Any, spec: Any, setup: Any, state: Any) -> list[dict[s
     rows: list[dict[str, Any]] = []
     size_note = f"N = {big_n} test assets: the N x N cross-moments over T = {t_ts} periods are too large"
     if not balanced:
-        rows.append(_skip("grs", None, f"unbalanced panel: not every asset has a return in all {t_ts} periods"))
+        rows.append(_skip("grs", None, unbalanced_note(nobs, t_ts)))
     elif big_n >= t_ts - k:
         rows.append(_skip("grs", None, f"N = {big_n} test assets is not below T - K = {t_ts - k}"))
     elif too_big:
         rows.append(_skip("grs", None, size_note))
     if not balanced or too_big or spec.chars or not 0 < big_n - p < t_ts:
         reason = ("characteristics vary over time; the test needs constant betas" if spec.chars
-                  else "unbalanced panel" if not balanced else size_note if too_big
+                  else unbalanced_note(nobs, t_ts, "the pricing-error test") if not balanced else size_note if too_big
                   else f"N - p = {big_n - p} is not between 1 and T - 1 = {t_ts - 1}")
         rows.append(_skip("pricing_chi2", None, reason))
     if not (want_grs or want_pricing) or not balanced:

@@ -51,6 +51,8 @@ class RowSource:
     ``betas``: "full" or "rolling" joins of the first-pass table ``betas_table`` (``beta_max_age``: the
     most recent beta no older than $beta_max_age); ``char_lag``: characteristics from $char_lag periods
     before; ``lambdas_table``: λ_t joined on the period; ``ranges``: one regression per period range;
+    ``pidx_from``: a table of period indexes — only rows from $window_preceding periods before its first
+    (the data of the windows ending there, for an update); ``periods``: a table of the periods to keep;
     ``weight``/``absorb``: WLS and absorbed categories; ``extra_columns``: more columns of ``obs``."""
 
     dialect: str
@@ -66,6 +68,8 @@ class RowSource:
     char_lag: bool = False
     lambdas_table: str | None = None
     ranges: str | None = None
+    pidx_from: str | None = None
+    periods: str | None = None
     weight: str | None = None
     weight_raw: bool = False
     absorb: str | None = None

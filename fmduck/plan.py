@@ -72,7 +72,7 @@ class Plan:
         return step
 
     def check(self, key: str, label: str, then: Callable[[State, Any], None]) -> Step:
-        """A decision in Python on what earlier steps found (no SQL; printed as a comment)."""
+        """A decision in Python on what earlier steps found (no SQL: not in the printed script)."""
         return self.add(key, label, "", kind="check", then=then)
 
     def __iter__(self):
@@ -82,8 +82,7 @@ class Plan:
         """The plan as one script: each statement under a comment with its label."""
         out = []
         for step in self.steps:
-            if step.kind == "check":
-                out.append(f"-- check in Python: {step.label}\n")
+            if step.kind == "check":  # a decision in Python on earlier results: no statement to print
                 continue
             sql = step.sql(self.dialect, inline=inline)
             if step.kind == "create":

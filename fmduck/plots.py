@@ -154,8 +154,11 @@ def asset_betas(results: FamaMacBethResults) -> pl.DataFrame:
     return wide.sort("asset")
 
 
-def betas_figure(results: FamaMacBethResults, labels: dict[str, Label | str]) -> Figure | None:
-    betas = asset_betas(results)
+def betas_figure(results: FamaMacBethResults, labels: dict[str, Label | str], betas: pl.DataFrame | None = None,
+                 rolling: bool | None = None) -> Figure | None:
+    """Bars of each asset's betas; ``betas`` (one row per asset, a column per term) and ``rolling``
+    default to what ``results.first_pass`` gives."""
+    betas = asset_betas(results) if betas is None else betas
     factors = [t for t in results.terms if t in betas.columns and t != "const"]
     factors += [t for t in betas.columns if t not in ("asset", "const", *factors)]
     if not factors:
@@ -163,7 +166,8 @@ def betas_figure(results: FamaMacBethResults, labels: dict[str, Label | str]) ->
     assets = betas["asset"].to_list()
     x = np.arange(len(assets))
     width = 0.8 / len(factors)
-    rolling = results.first_pass["period"].null_count() < results.first_pass.height
+    if rolling is None:
+        rolling = results.first_pass["period"].null_count() < results.first_pass.height
     with drawing():
         fig = new_figure((7.5, 3.6))
         ax = fig.subplots()
@@ -179,14 +183,15 @@ def betas_figure(results: FamaMacBethResults, labels: dict[str, Label | str]) ->
     return fig
 
 
-def sml_points(results: FamaMacBethResults) -> pl.DataFrame | None:
+def sml_points(results: FamaMacBethResults, betas: pl.DataFrame | None = None) -> pl.DataFrame | None:
     """Predicted λ̄'β_i and average excess return (predicted + pricing error α_i) per asset.
 
     α_i is the asset's average pass-2 residual (``pricing_errors``); with full-sample betas and a
     balanced panel, average return = λ̄'β_i + α_i exactly. With rolling betas β_i is their time average,
-    so the picture is an approximation (stated in the caption).
+    so the picture is an approximation (stated in the caption). ``betas``: one row per asset, a column
+    per term (default: from ``results.first_pass``).
     """
-    betas = asset_betas(results)
+    betas = asset_betas(results) if betas is None else betas
     factors = [t for t in results.terms if t in betas.columns and t != "const"]
     if not factors or results.pricing_errors.height == 0:
         return None
@@ -197,8 +202,8 @@ def sml_points(results: FamaMacBethResults) -> pl.DataFrame | None:
     return frame.with_columns((pl.col("predicted") + pl.col("alpha")).alias("average")).sort("asset")
 
 
-def sml_figure(results: FamaMacBethResults) -> Figure | None:
-    points = sml_points(results)
+def sml_figure(results: FamaMacBethResults, betas: pl.DataFrame | None = None) -> Figure | None:
+    points = sml_points(results, betas)
     if points is None or points.height < 2:
         return None
     x, y = points["predicted"].to_numpy(), points["average"].to_numpy()

@@ -49,9 +49,9 @@ class Spec:
         declared = {**_CORE, **{o.name: o for o in design.options}}
         unknown = sorted(set(values) - set(declared))
         if unknown:
-            known_elsewhere = [k for k in unknown if _declared_by_other_design(k)]
-            hint = (f" ({', '.join(known_elsewhere)} belong to another design: set design=...)"
-                    if known_elsewhere else "")
+            elsewhere = {k: _designs_declaring(k) for k in unknown}
+            hint = "".join(f" (--{k.replace('_', '-')} belongs to design {' or '.join(names)}: set "
+                           f"design={names[0]!r})" for k, names in elsewhere.items() if names)
             raise SpecError(f"unknown option(s) {', '.join(unknown)} for design {design.name!r}{hint}; "
                             f"known: {', '.join(sorted(declared))}")
         object.__setattr__(self, "_options", declared)
@@ -167,10 +167,11 @@ class Spec:
         return Spec(**values)
 
 
-def _declared_by_other_design(name: str) -> bool:
+def _designs_declaring(name: str) -> list[str]:
+    """The designs that declare option ``name`` (for the hint of an unknown option)."""
     from fmduck.designs import registry
 
-    return any(name in {o.name for o in d.options} for d in registry().values())
+    return [d.name for d in registry().values() if name in {o.name for o in d.options}]
 
 
 def positive_int(name: str, value: Any) -> None:

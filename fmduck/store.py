@@ -27,10 +27,11 @@ from fmduck.errors import FmduckError, InputError, RunExistsError, RunNotFoundEr
 from fmduck.results import FamaMacBethResults, lambdas_long, tag
 
 SCHEMA_VERSION = 2
-CORE_TABLES = ("runs", "first_pass_terms", "first_pass_windows", "lambdas", "estimates", "pricing_errors",
-               "skipped", "tests")
+CORE_TABLES = ("runs", "first_pass_terms", "first_pass_windows", "input_fingerprints", "lambdas", "estimates",
+               "pricing_errors", "skipped", "tests")
 JSON_FIELDS = ("spec", "input_fingerprint", "inference_inputs", "coverage", "recomputed")
 PIECE_ROWS = 1 << 19
+EAGER_WINDOWS = 1_000_000  # a stored first pass up to this many windows is read with the run; larger ones lazily
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,9 @@ def check_writable(engine: Any, schema: str) -> None:
     try:
         with engine.transaction(rollback=True):
             ensure_schema(engine, schema)
+            for table in all_tables():  # INSERT and SELECT privileges are checked when a statement is planned
+                t = f"{_q(schema)}.{templates.ident(table)}"
+                engine.execute(_sql(engine, f"INSERT INTO {t} SELECT * FROM {t} WHERE 1 = 0"))
     except FmduckError:
         raise
     except Exception as exc:  # noqa: BLE001 - translated: the engine's own message, first line
@@ -117,8 +121,12 @@ def check_writable(engine: Any, schema: str) -> None:
 # ====================================================================== write
 def write(engine: Any, schema: str, results: FamaMacBethResults, *, replace: bool = False,
           first_pass: TableCopy | None = None, frame_first_pass: pl.DataFrame | None = None, version: int = 1,
-          parent_run_id: str | None = None, recomputed: dict[str, Any] | None = None) -> None:
-    """Write every table of one run in one transaction; refuse an existing name unless ``replace``."""
+          parent_run_id: str | None = None, recomputed: dict[str, Any] | None = None,
+          keep_windows: dict[str, Any] | None = None) -> None:
+    """Write every table of one run in one transaction; refuse an existing name unless ``replace``.
+
+    ``keep_windows`` (an update): {"from": stored run name, "replace": [period indexes]} — the stored
+    windows of those ends are replaced by ``first_pass`` and the others kept (copied under a new name)."""
     q = _q(schema)
     name = results.name
     with engine.transaction():
@@ -130,7 +138,10 @@ def write(engine: Any, schema: str, results: FamaMacBethResults, *, replace: boo
             if not replace:
                 raise RunExistsError(f"run {name!r} already exists in schema {schema!r}; choose another name or "
                                      "replace it (--replace / replace=True)")
-            _delete(engine, schema, name)
+            in_place = keep_windows is not None and keep_windows["from"] == name
+            _delete(engine, schema, name, keep=("first_pass_windows",) if in_place else ())
+        if keep_windows is not None:
+            _keep_windows(engine, schema, name, keep_windows)
         run = dict(results.run)
         run.update(version=version, parent_run_id=parent_run_id, recomputed=recomputed)
         terms = run.pop("first_pass_terms", None) or []
@@ -160,7 +171,7 @@ def _copy_windows(engine: Any, schema: str, copy: TableCopy | None, frame: pl.Da
                   run_id: str, n_terms: int) -> None:
     """first_pass_windows from the flat first-pass rows: in SQL when they live in this engine, else
     uploaded piece by piece and turned into arrays by the same INSERT ... SELECT."""
-    params = {"run_name": name, "run_id": run_id}
+    params = {"run_name": name}
     if copy is not None and copy.engine is engine:
         sql = templates.render("results/insert_windows", engine.dialect, schema=_q(schema),
                                source=f"({copy.source})", n_terms=n_terms)
@@ -177,9 +188,20 @@ def _copy_windows(engine: Any, schema: str, copy: TableCopy | None, frame: pl.Da
             engine.drop_upload(buffer)
 
 
-def _delete(engine: Any, schema: str, name: str) -> None:
+def _keep_windows(engine: Any, schema: str, name: str, keep: dict[str, Any]) -> None:
+    buffer = "fmduck_replaced_ends"
+    engine.upload(buffer, pl.DataFrame({"pidx": keep["replace"]}, schema={"pidx": pl.Int64}))
+    try:
+        sql = templates.render("results/keep_windows", engine.dialect, schema=_q(schema), ends=templates.ident(buffer),
+                               copy=keep["from"] != name)
+        engine.execute(sql, {"run_name": name, "old_name": keep["from"]})
+    finally:
+        engine.drop_upload(buffer)
+
+
+def _delete(engine: Any, schema: str, name: str, keep: tuple[str, ...] = ()) -> None:
     q = _q(schema)
-    tables = [t for t in all_tables() if t != "runs"] + ["runs"]
+    tables = [t for t in all_tables() if t not in ("runs", *keep)] + ["runs"]
     delete_rows = getattr(engine, "delete_rows", None)
     if delete_rows is not None:  # engines without DELETE (Spark) stage it with the inserts
         for table in tables:
@@ -269,11 +291,25 @@ def load_run(database: Any, name: str, schema: str = "fmduck") -> FamaMacBethRes
     wide = wide.select(["period", "period_date", "period_ts", "period_int", "period_index",
                         *[t for t in order if t in wide.columns], "r2", "adj_r2", "n"])
 
-    return FamaMacBethResults(
+    from fmduck.designs import results_class
+
+    return results_class(run.get("design"))(
         run, lambdas=wide, estimates=estimates, pricing_errors=read("pricing_errors", "asset"),
         skipped=read("skipped", "pass, asset, period"), extra=_read_extra(engine, q, params),
-        first_pass=windows_reader(engine, schema, name, len(terms)) if terms else None,
+        first_pass=_first_pass(engine, schema, name, len(terms)) if terms else None,
     )
+
+
+def _first_pass(engine: Any, schema: str, name: str, n_terms: int) -> Any:
+    """The stored windows: read now when they are few (the results stand alone, e.g. after the connection
+    closes), else a reader that fetches them in pieces on use."""
+    count = engine.query(_sql(engine, f"SELECT COUNT(*) AS n FROM {_q(schema)}.first_pass_windows WHERE run_name = "
+                                      "$run_name"), {"run_name": name})["n"][0]
+    reader = windows_reader(engine, schema, name, n_terms)
+    if int(count or 0) > EAGER_WINDOWS:
+        return reader
+    frames = list(reader())
+    return pl.concat(frames, how="vertical_relaxed") if frames else None
 
 
 def windows_reader(engine: Any, schema: str, name: str, n_terms: int) -> Any:
@@ -293,7 +329,7 @@ def windows_reader(engine: Any, schema: str, name: str, n_terms: int) -> Any:
 def _read_extra(engine: Any, q: str, params: dict[str, Any]) -> dict[str, pl.DataFrame]:
     """The run's rows of the tests table and of every design table that has some."""
     extra = {}
-    for table in ["tests", *(t["name"] for t in design_tables())]:
+    for table in ["tests", "input_fingerprints", *(t["name"] for t in design_tables())]:
         try:
             frame = engine.query(_sql(engine, f"SELECT * FROM {q}.{templates.ident(table)} WHERE run_name = $run_name"),
                                  params)

@@ -20,6 +20,7 @@ from fmduck import covariance
 from fmduck.errors import FmduckError
 from fmduck.escape import text as plain
 from fmduck.formatting import fmt
+from fmduck.krs_layout import heading, krs_table
 
 if TYPE_CHECKING:
     from fmduck.results import FamaMacBethResults
@@ -76,25 +77,42 @@ def coefficient_block(label: str, rows: list[dict]) -> list[str]:
     return out
 
 
+def header_right(run: dict[str, Any]) -> list[str]:
+    """The header's right column: observations, T, average N and average R² from the run record."""
+    fp = run.get("input_fingerprint", {}) or {}
+    return [
+        f"Number of obs     = {fmt(fp.get('pass2_rows', 0)):>10}",
+        f"Num. time periods = {fmt(run.get('n_periods')):>10}",
+        f"Avg. obs/period   = {fixed(run.get('avg_n'), 10, 2)}",
+        f"avg. R-squared    = {fixed(run.get('avg_r2'), 10, 4)}",
+    ]
+
+
+def replace_header(results: FamaMacBethResults, text: str, left: list[str]) -> str:
+    """``text`` (a summary) with its header rebuilt from ``left`` (a design's own description, e.g.
+    fm1973's portfolios line) beside the usual right column; wrapped like the generic header, nothing cut.
+    The header is everything before the first rule line."""
+    lines = text.splitlines()
+    first_rule = next((i for i, line in enumerate(lines) if line and set(line) == {"-"}), len(lines))
+    return "\n".join([*header_lines([plain(item) for item in left], header_right(results.run)), *lines[first_rule:]])
+
+
 def text_summary(results: FamaMacBethResults) -> str:
     run = results.run
     spec = run["spec"]
     est = results.estimates
-    fp = run.get("input_fingerprint", {}) or {}
     left = [
         _design(run).title,
         plain(f"Run: {run['run_name']}  ({run['design']}, {run['engine']})"),
         plain(_pass1_line(spec)),
         plain(f"Dependent: {spec.get('ret')}" + (f" - {spec['rf']}" if spec.get("rf") else "")),
     ]
-    right = [
-        f"Number of obs     = {fmt(fp.get('pass2_rows', 0)):>10}",
-        f"Num. time periods = {fmt(run.get('n_periods')):>10}",
-        f"Avg. obs/period   = {fixed(run.get('avg_n'), 10, 2)}",
-        f"avg. R-squared    = {fixed(run.get('avg_r2'), 10, 4)}",
-    ]
-    lines = header_lines(left, right)
+    lines = header_lines(left, header_right(run))
     width = _blocks(lines, est, results.se_types)
+    krs = krs_table(results)
+    if krs is not None:  # misspec_robust rows: the Kan-Robotti-Shanken (2013) layout
+        lines.extend(krs_block(krs))
+        lines.append("-" * width)
     tests = (results.extra or {}).get("tests")
     if tests is not None and tests.height:  # fmduck/modeltests.py
         from fmduck.modeltests import summary_lines
@@ -108,12 +126,31 @@ def text_summary(results: FamaMacBethResults) -> str:
     if covered:
         lines.append(plain(f"Coverage: {covered}"))
     skipped = results.skipped
-    if skipped is not None and skipped.height:
-        counts = skipped.group_by("pass", "reason").len().sort("pass", "reason")
+    if skipped is not None and skipped.height:  # the coverage counts are on the Coverage line
+        counts = skipped.filter(pl.col("pass") != "coverage").group_by("pass", "reason").len().sort("pass", "reason")
         for row in counts.iter_rows(named=True):
             lines.append(plain(f"Skipped ({row['pass']}): {row['len']} "
                                f"{'regression' if row['len'] == 1 else 'regressions'} - {row['reason']}"))
     return _design(run).summary(results, "\n".join(lines))  # a design may lay out more (fm1973's Table 3)
+
+
+def krs_block(table: dict[str, Any]) -> list[str]:
+    """The Kan-Robotti-Shanken (2013) layout (:func:`fmduck.krs_layout.krs_table`) as text: a heading,
+    one line per term (γ, t_FM, t_S, t_JW, t_KRS), the CSR R² line and the note; widths from the content."""
+    terms = [plain("_cons" if r["term"] == "const" else r["term"]) for r in table["rows"]]
+    headers = ["gamma", *table["columns"]]
+    texts = [[fmt(r["gamma"], 6, significant=True, missing="."), *[fmt(r["t"][h], 2, missing=".") for h in table["columns"]]]
+             for r in table["rows"]]
+    widths = [max([11 if j == 0 else 8, len(h) + 2, *[len(t[j]) + 1 for t in texts]]) for j, h in enumerate(headers)]
+    term_width = max([TERM_WIDTH, *map(len, terms)])
+    out = [plain(heading(table)),
+           f"{'':>{term_width + 1}}|" + "".join(h.rjust(w) for h, w in zip(headers, widths)),
+           "-" * (term_width + 1) + "+" + "-" * (sum(widths) + 1)]
+    out += [f"{term:>{term_width}} |" + "".join(c.rjust(w) for c, w in zip(row, widths)) for term, row in zip(terms, texts)]
+    out.append(f"CSR R-squared = {fmt(table['r2'], 4, missing='.')} (SE {fmt(table['r2_se'], 4, missing='.')});  "
+               f"p(R2 = 1) = {fmt(table['p_r2_eq_1'], 4, missing='.')};  p(R2 = 0) = {fmt(table['p_r2_eq_0'], 4, missing='.')}")
+    out.append(plain(f"Note: {table['note']}"))
+    return out
 
 
 def _blocks(lines: list[str], est: pl.DataFrame, se_types: list[str]) -> int:

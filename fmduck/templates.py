@@ -219,4 +219,5 @@ def scratch_table(dialect: str, name: str, query: str) -> Sql:
     table (DuckDB, PostgreSQL) or a cached temporary view on the executors (Spark ``CACHE TABLE``)."""
     verb = "CACHE TABLE" if dialect == "spark" else "CREATE TEMPORARY TABLE"
     params = query.params if isinstance(query, Sql) else placeholders(query, dialect)
-    return Sql(f"{verb} {name} AS\n{query}", params)
+    quoted = sqlglot.exp.to_table(name, dialect="duckdb").sql(dialect)  # "x" (DuckDB) -> `x` (Spark)
+    return Sql(f"{verb} {quoted} AS\n{query}", params)

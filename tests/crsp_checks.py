@@ -83,9 +83,11 @@ def compare_run(res, oracle: OracleFM, label: str) -> None:
 
 
 def skipped_count(res, keyword: str, *, first_pass: bool = False) -> int:
-    """Rows left out under reasons containing ``keyword``: pass-1 regressions are counted one per
-    row; coverage rows by their ``nobs`` (an aggregate row) or one per row when ``nobs`` is NULL."""
+    """Rows left out under reasons containing ``keyword``: pass-1 regressions are counted one per row (an
+    aggregate row without an asset by its nobs); coverage rows by their ``nobs`` or one per row when NULL."""
     sk = res.skipped.to_pandas()
     sk = sk[(sk["pass"] == "first_pass") == first_pass]
     sk = sk[sk["reason"].str.contains(keyword, case=False, regex=False)]
-    return len(sk) if first_pass else int(sk["nobs"].fillna(1).sum())
+    if first_pass:  # one row per regression, or one aggregate row (no asset) carrying the count in nobs
+        return int(sk["asset"].notna().sum() + sk.loc[sk["asset"].isna(), "nobs"].fillna(0).sum())
+    return int(sk["nobs"].fillna(1).sum())

@@ -11,6 +11,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from fmduck.errors import InputError
+
 import oracles
 
 FACTORS = ["mkt", "smb"]
@@ -82,13 +84,23 @@ def test_period_types(fit, data, period_type):
     if period_type == "date":
         conv = pl.col("period").map_elements(lambda p: dt.date(2000 + (p - 1) // 12, (p - 1) % 12 + 1, 1),
                                              return_dtype=pl.Date)
-    else:  # text in a time format fmduck reads (YYYY-MM); arbitrary labels such as 'P001' are refused (test_periods)
-        conv = pl.col("period").map_elements(lambda p: f"{2000 + (p - 1) // 12}-{(p - 1) % 12 + 1:02d}",
-                                             return_dtype=pl.Utf8)
+    else:  # text in time order as text (YYYY-MM); labels such as 'P001' are refused (test_text_labels_refused)
+        conv = pl.format("{}-{}", (2000 + (pl.col("period") - 1) // 12).cast(pl.Utf8),
+                         ((pl.col("period") - 1) % 12 + 1).cast(pl.Utf8).str.zfill(2))
     res = fit(returns=panel.with_columns(conv.alias("period")), factors=factors.with_columns(conv.alias("period")),
               factor_cols=FACTORS, chars=["size"])
     oracles.compare_frames(res.lambdas.drop("period"), reference_lambdas(data), ["period_index"],
                            ["const", *FACTORS, "size", "r2", "n"], label="pass2 betas+chars vs numpy lstsq")
+
+
+def test_text_labels_refused(fit, data):
+    """Text periods whose time order is unknown ('P001', 'P002', ...) are refused with the fix, not ordered as text."""
+    panel, factors = data
+    conv = pl.format("P{}", pl.col("period").cast(pl.Utf8).str.zfill(3))
+    with pytest.raises(InputError, match="P001") as info:
+        fit(returns=panel.with_columns(conv.alias("period")), factors=factors.with_columns(conv.alias("period")),
+            factor_cols=FACTORS)
+    assert "period" in str(info.value)
 
 
 def reference_lambdas(data):

@@ -30,7 +30,7 @@ def demo_db(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("export_db") / "demo.duckdb"
     run_demo(path)
     con = duckdb.connect(str(path))
-    for table in ("first_pass", "lambdas", "estimates"):
+    for table in ("first_pass_terms", "lambdas", "estimates"):  # the first_pass view reads first_pass_terms
         con.execute(f"UPDATE fmduck.{table} SET term = 'a|b\nc *d* <x>' WHERE term = 'SMB' AND run_name = 'ff3'")
     con.close()
     return path
@@ -67,7 +67,9 @@ def test_csv_round_trip_equals_stored_estimates(demo_db):
     text = export(demo_db, "ff3", "csv")
     got = pl.read_csv(io.StringIO(text)).sort("se_type", "term")
     want = estimates(demo_db)
-    assert got.columns == want.columns and got.height == want.height == 12
+    # 4 terms x 5 SE types: fm, nw, shanken and (full-sample betas, balanced: KRS 2013) eiv_robust, misspec_robust
+    assert set(want["se_type"]) == {"fm", "nw", "shanken", "eiv_robust", "misspec_robust"}
+    assert got.columns == want.columns and got.height == want.height == 20
     for col in ("estimate", "std_error", "t_stat", "p_value", "ci_lower", "ci_upper", "avg_r2"):
         assert got[col].to_list() == want[col].to_list(), col  # exact: shortest round-trip floats
     assert got["term"].to_list() == want["term"].to_list()  # the quoted field with | and a line break
@@ -122,8 +124,9 @@ def test_export_errors(demo_db, tmp_path):
         export(demo_db, "ff3", "csv", table="nosuch")
     with pytest.raises(SpecError, match="--format must be one of csv, md, json"):
         export(demo_db, "ff3", "xlsx")
-    with pytest.raises(FmduckError, match="run 'ff3' has no rows in table 'portfolios'"):
-        export(demo_db, "ff3", "csv", table="portfolios")
+    # a design table the run has no rows in (KRS covariance prices: full-sample betas only)
+    with pytest.raises(FmduckError, match="run 'ff3_rolling' has no rows in table 'covariance_prices'"):
+        export(demo_db, "ff3_rolling", "csv", table="covariance_prices")
     with pytest.raises(FmduckError, match="no run named 'nope'"):
         export(demo_db, "nope")
     with pytest.raises(FmduckError, match="is a folder"):
@@ -144,7 +147,7 @@ def test_cli_export(demo_db, tmp_path):
     out = tmp_path / "e.json"
     done = run_cli("export", str(demo_db), "ff3", "-o", str(out), "--table", "estimates")
     assert done.returncode == 0 and done.stderr.strip() == str(out)  # format from the suffix
-    assert len(json.loads(out.read_text(encoding="utf-8"))) == 12
+    assert len(json.loads(out.read_text(encoding="utf-8"))) == estimates(demo_db).height == 20
     done = run_cli("export", str(demo_db), "ff3", "-o", str(tmp_path / "e.csv"), "-q")
     assert done.returncode == 0 and done.stderr == "" and done.stdout == ""
     done = run_cli("export", str(demo_db), "nope")

@@ -227,7 +227,7 @@ def test_results_are_stored_and_queryable(tmp_path):
     _fit(stocks, market, write=True, con=con, name="fm73", replace=True, **SMALL)
     assert con.execute("SELECT COUNT(*) FROM fmduck.portfolios").fetchall()[0][0] == n
     from fmduck.engine import DuckDBEngine
-    from fmduck.results import load_run
+    from fmduck.store import load_run
 
     loaded = load_run(DuckDBEngine(con), "fm73")
     assert "Table 3 layout" in loaded.summary

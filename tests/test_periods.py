@@ -202,6 +202,9 @@ def test_text_periods_give_the_estimates_of_integer_periods(con, data_dir, fmt, 
         a, b = got.table(se), want.table(se)
         assert a["estimate"].to_list() == pytest.approx(b["estimate"].to_list(), rel=1e-12)
         assert a["std_error"].to_list() == pytest.approx(b["std_error"].to_list(), rel=1e-12)
-    if sorted(texts.values()) != list(texts.values()):  # the text as it is: NW over the wrong neighbours
+    if sorted(texts.values()) != list(texts.values()):
+        # the text as it is, given to fmduck: read as the classifier says (it would scramble the Newey-West
+        # neighbours in text order: the old silent error), so the same estimates as integer periods
         raw = FamaMacBeth(Spec(name="t_raw", period="label", **{**common, "returns": "raw"}), con).fit(write=False)
-        assert raw.table("nw")["std_error"][1] != pytest.approx(want.table("nw")["std_error"][1], rel=1e-3)
+        assert raw.table("nw")["std_error"].to_list() == pytest.approx(want.table("nw")["std_error"].to_list(),
+                                                                        rel=1e-12)

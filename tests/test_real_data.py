@@ -30,7 +30,7 @@ from crsp_realistic import FACTOR_COLS, last_trading_day, make_crsp, month_end, 
 
 FACTORS = list(FACTOR_COLS)
 NW_LAGS = 4
-PENDING = pytest.mark.xfail(reason="issue 13: --freq not merged yet", strict=False)
+
 
 # run name -> (CLI options besides the common ones, oracle options)
 RUNS = {
@@ -328,7 +328,7 @@ def test_oracle_equals_fmduck_on_hand_aligned_periods(db, truth, name):
 
 
 # ====================================================================== 3. issue 13 acceptance
-@PENDING
+
 @pytest.mark.parametrize("name", list(RUNS))
 def test_freq_month_matches_the_oracle(db, truth, freq_runs, name):
     out = freq_runs(name)
@@ -339,7 +339,7 @@ def test_freq_month_matches_the_oracle(db, truth, freq_runs, name):
     assert days == {1} or days <= {28, 29, 30, 31}, "one stored-period convention (first of month or month-end)"
 
 
-@PENDING
+
 @pytest.mark.parametrize("name", list(RUNS))
 def test_coverage_counts_are_stored_and_summarised(db, truth, freq_runs, name):
     out = freq_runs(name)
@@ -358,7 +358,7 @@ def test_coverage_counts_are_stored_and_summarised(db, truth, freq_runs, name):
     assert skipped_count(res, "observations", first_pass=True) == below
 
 
-@PENDING
+
 def test_without_freq_is_refused_with_examples_of_both_sides(fx, db):
     out = run_fmduck(db, "full:nofreq", freq=False)
     assert out.code == 2 and "--freq month" in out.err, out.err
@@ -368,7 +368,7 @@ def test_without_freq_is_refused_with_examples_of_both_sides(fx, db):
     assert shown & panel_dates and shown & factor_dates, out.err
 
 
-@PENDING
+
 def test_month_end_factor_dates_align_too(db, truth):
     """Factors keyed by month-end dates match CRSP dates on ~70 % of months: refused without --freq,
     the oracle's numbers with it."""
@@ -382,7 +382,7 @@ def test_month_end_factor_dates_align_too(db, truth):
     compare_run(stored(db, "full:me"), truth.runs["full"], "fmduck --freq month, month-end factors")
 
 
-@PENDING
+
 def test_two_rows_in_one_month_after_mapping_name_both_dates(fx, db):
     permno = int(fx.stocks["permno"].iloc[0])
     con = duckdb.connect(str(db.path))
@@ -393,7 +393,7 @@ def test_two_rows_in_one_month_after_mapping_name_both_dates(fx, db):
     assert out.code == 2 and "2005-06-15" in out.err and "2005-06-30" in out.err, out.err
 
 
-@PENDING
+
 def test_percent_factors_with_decimal_returns_warn(db):
     """Factors loaded without --unit percent: returns ~0.1, factors ~4; a warning naming the columns,
     and a refusal under --strict."""

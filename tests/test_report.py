@@ -191,7 +191,7 @@ def test_html_is_self_contained(html_report):
     assert len(svg_files) == 4 * len(RUNS) and all(p.stat().st_size > 1000 for p in svg_files)
     assert all(p.parent == html_report.output.parent / "report_files" for p in svg_files)
     # reproducibility appendix: the stored SQL and the versions
-    assert "The SQL that ran" in html and "-- pass 1 moments" in html
+    assert "The SQL that ran" in html and "-- pass 1: full-sample time-series regressions on MktRF, SMB, HML" in html
     assert "DuckDB " + duckdb.__version__ in html and "Python " in html
 
 
@@ -302,17 +302,17 @@ def test_sml_points_match_average_returns_from_the_inputs(demo_db):
     """With full-sample betas on a balanced panel, λ̄'β_i + α_i is the average excess return of asset i."""
     from fmduck.engine import DuckDBEngine
     from fmduck.plots import sml_points
-    from fmduck.results import load_run
+    from fmduck.store import load_run
 
     con = duckdb.connect(str(demo_db), read_only=True)
     try:
         run = load_run(DuckDBEngine(con), "ff3")
+        points = sml_points(run)  # the stored first pass is read lazily: while the connection is open
         panel = con.sql("SELECT p.asset, p.period, p.ret - f.RF AS y FROM ff_portfolios p "
                         "JOIN ff_factors f USING (period)").df()
     finally:
         con.close()
     expected = panel.groupby("asset")["y"].mean()
-    points = sml_points(run)
     assert points.height == expected.size == 30
     got = dict(zip(points["asset"].to_list(), points["average"].to_list()))
     np.testing.assert_allclose([got[a] for a in expected.index], expected.to_numpy(), rtol=1e-9, atol=1e-12)
@@ -322,7 +322,7 @@ def test_lambda_figure_draws_the_stored_numbers(demo_db):
     """The λ_t line, the mean line and the ±2 SE band of each panel are the stored λ_t and estimates."""
     from fmduck.engine import DuckDBEngine
     from fmduck.plots import lambda_figure
-    from fmduck.results import load_run
+    from fmduck.store import load_run
 
     con = duckdb.connect(str(demo_db), read_only=True)
     try:

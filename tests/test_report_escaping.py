@@ -49,19 +49,25 @@ def hostile_db(tmp_path_factory) -> Path:
     run_demo(path)
     con = duckdb.connect(str(path))
     try:
+        # the first pass is stored as first_pass_windows (assets) and first_pass_terms (terms); first_pass is a view
         for old, new in TERMS.items():
-            for table in ("first_pass", "lambdas", "estimates"):
+            for table in ("first_pass_terms", "lambdas", "estimates"):
                 con.execute(f"UPDATE fmduck.{table} SET term = ? WHERE term = ? AND run_name = 'ff3'", [new, old])
         assets = [a for (a,) in con.execute(
-            "SELECT DISTINCT asset FROM fmduck.first_pass WHERE run_name = 'ff3' ORDER BY 1").fetchall()]
+            "SELECT DISTINCT asset FROM fmduck.first_pass_windows WHERE run_name = 'ff3' ORDER BY 1").fetchall()]
         for old, new in zip(assets, ASSETS):
-            for table in ("first_pass", "pricing_errors"):
+            for table in ("first_pass_windows", "pricing_errors"):
                 con.execute(f"UPDATE fmduck.{table} SET asset = ? WHERE asset = ? AND run_name = 'ff3'", [new, old])
         spec = json.loads(con.execute("SELECT spec FROM fmduck.runs WHERE run_name = 'ff3'").fetchall()[0][0])
         spec["factor_cols"] = [TERMS[c] for c in spec["factor_cols"]]
         con.execute("UPDATE fmduck.runs SET spec = ?, sql_text = sql_text || ? WHERE run_name = 'ff3'",
                     [json.dumps(spec), SQL_TAIL])
-        for table in ("runs", "first_pass", "lambdas", "estimates", "pricing_errors", "skipped", "tests"):
+        tables = [t for (t,) in con.execute(  # every base table of the results schema that holds run rows
+            "SELECT c.table_name FROM information_schema.columns AS c JOIN information_schema.tables AS t "
+            "USING (table_schema, table_name) WHERE c.table_schema = 'fmduck' AND c.column_name = 'run_name' "
+            "AND t.table_type = 'BASE TABLE'").fetchall()]
+        assert {"runs", "first_pass_windows", "first_pass_terms", "lambdas", "estimates", "tests"} <= set(tables)
+        for table in tables:
             con.execute(f"UPDATE fmduck.{table} SET run_name = ? WHERE run_name = 'ff3'", [RUN])
     finally:
         con.close()

@@ -180,7 +180,8 @@ def test_summary_table_and_largest_alphas_equal_oracles(rendered, stock_db):
 
 def test_rolling_quantiles_and_sml_groups_equal_oracles(stock_db):
     from fmduck import plots
-    from fmduck.report import assets, load_runs
+    from fmduck.report import assets, load_runs, loading
+    from fmduck.store_aggregates import StoredFirstPass
 
     (run,) = load_runs(stock_db, [RUN])
     got = assets.period_quantiles(run, ["mkt"]).sort("period_index")
@@ -191,6 +192,13 @@ def test_rolling_quantiles_and_sml_groups_equal_oracles(stock_db):
     for col in ("q05", "q50", "q95"):
         np.testing.assert_allclose(got[col].to_numpy(), want[col].to_numpy(), rtol=1e-12)
     assert got["n"].to_list() == want["n"].to_list()
+    # the same from SQL on the results engine (what a report of a stored run uses)
+    engine = loading.open_results(stock_db)
+    stored = assets.FirstPass(run, StoredFirstPass(engine, RUN)).period_quantiles(["mkt"])
+    assert stored["period_index"].to_list() == want["period_index"].to_list()
+    assert stored["n"].to_list() == want["n"].to_list()
+    for col in ("q05", "q50", "q95"):
+        np.testing.assert_allclose(stored[col].to_numpy(), want[col].to_numpy(), rtol=1e-12)
     fig = plots.quantile_bands_figure(got, ["mkt"], {}, RUN)
     np.testing.assert_array_equal(fig.axes[0].lines[0].get_ydata(), want["q50"].to_numpy())
 
@@ -208,6 +216,24 @@ def test_rolling_quantiles_and_sml_groups_equal_oracles(stock_db):
         np.testing.assert_allclose(groups["predicted"][k], predicted[idx].mean(), rtol=1e-10)
         np.testing.assert_allclose(groups["average"][k], average[idx].mean(), rtol=1e-10)
         np.testing.assert_allclose(groups["q25"][k], np.quantile(average[idx], 0.25), rtol=1e-10)
+
+
+def test_report_never_reads_the_long_first_pass(rendered, stock_db, tmp_path, monkeypatch):
+    """The first-pass aggregates come from SQL (fmduck.store_aggregates): reading the long first pass fails here."""
+    from fmduck.report import report
+    from fmduck.results import FamaMacBethResults
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the report read the long first pass into Python")
+
+    monkeypatch.setattr(FamaMacBethResults, "first_pass", property(refuse))
+    monkeypatch.setattr(FamaMacBethResults, "first_pass_pieces", refuse)
+    result = report(stock_db, [RUN], "html", tmp_path / "stocks.html", se_type="nw")
+    (csv,) = [p for p in result.files if p.suffix == ".csv"]
+    (before,) = [p for p in rendered["html"][0].files if p.suffix == ".csv"]
+    assert csv.read_bytes() == before.read_bytes()
+    small = report(stock_db, [RUN], "txt", tmp_path / "full.txt", asset_limit=5000, sections="first-pass")
+    assert len(set(re.findall(r"P\d{5}", small.output.read_text(encoding="utf-8")))) == N_ASSETS
 
 
 def test_asset_limit_switches_layout(stock_db, tmp_path):

@@ -28,7 +28,7 @@ def demo_db(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("sections_db") / "demo.duckdb"
     run_demo(path)
     con = duckdb.connect(str(path))
-    for table in ("first_pass", "lambdas", "estimates"):  # a raw name with an underscore, no label
+    for table in ("first_pass_terms", "lambdas", "estimates"):  # a raw name with an underscore, no label
         con.execute(f"UPDATE fmduck.{table} SET term = 'log_size' WHERE term = 'HML' AND run_name = 'ff3'")
     con.close()
     return path

@@ -19,7 +19,7 @@ from typing import Any
 
 from fmduck.errors import SpecError
 
-BUILTIN = ("fmduck.designs.twopass",)
+BUILTIN = ("fmduck.designs.twopass", "fmduck.designs.fm1973", "fmduck.designs.pooled", "fmduck.designs.mimicking")
 
 
 @dataclass
@@ -44,6 +44,7 @@ class RunOutput:
     coverage: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     statements: list[tuple[str, str]] | None = None  # what this run sent (default: the whole Run's log)
+    fingerprints: Any = None  # per input and period: rows and hash (fmduck.input_fingerprints), for update
 
 
 class Design:
@@ -57,6 +58,7 @@ class Design:
     tables: dict[str, list[tuple[str, str]]] = {}
     se_types: dict[str, tuple[str, str]] = {}
     update: str | None = "design {name} does not support update: re-run it on the new data"
+    results_class: Any = None  # a FamaMacBethResults subclass with the design's own accessors (None: the base)
 
     def validate(self, spec: Any) -> None:
         """Option checks of this design (pure)."""
@@ -112,6 +114,14 @@ def get(name: Any) -> Design:
     if not isinstance(name, str) or name not in designs:
         raise SpecError(f"unknown design {name!r}; known: {', '.join(designs)}")
     return designs[name]
+
+
+def results_class(design: Any) -> Any:
+    """The results class of runs of ``design`` (a name): the design's own, else FamaMacBethResults."""
+    from fmduck.results import FamaMacBethResults
+
+    found = registry().get(design)
+    return (found.results_class if found is not None else None) or FamaMacBethResults
 
 
 def se_order() -> dict[str, int]:

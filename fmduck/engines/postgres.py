@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from fmduck import templates
-from fmduck.engine import Relation, bind, first_line, is_dataframe, table_columns
+from fmduck.engine import Relation, bind, first_line, is_dataframe
 from fmduck.engines import missing_driver
 from fmduck.errors import FmduckError, InputError
 from fmduck.secrets import mask
@@ -193,8 +193,15 @@ class PostgresEngine:
                 self._run(cur, statement, params)
 
     def table_columns(self, schema: str, table: str) -> dict[str, str] | None:
-        """Column name -> type of ``schema.table``, or None (never raises: safe inside a transaction)."""
-        return table_columns(self, schema, table)
+        """Column name -> type of ``schema.table``, or None (never raises: safe inside a transaction). From
+        pg_catalog, which every role reads: information_schema hides tables the role has no privilege on,
+        and "no such table" must not stand for "permission denied"."""
+        rows = self._fetch(
+            "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute AS a "
+            "JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace AS n ON n.oid = "
+            "c.relnamespace WHERE n.nspname = %(schema)s AND c.relname = %(table)s AND a.attnum > 0 AND NOT "
+            "a.attisdropped ORDER BY a.attnum", {"schema": schema, "table": table})
+        return {name: _duckdb_type(kind) for name, kind in rows} if rows else None
 
     def create_scratch(self, name: str, statement: str, params: dict[str, Any] | None = None) -> None:
         """A session-local TEMPORARY table from a query, analyzed for the planner of the next queries."""

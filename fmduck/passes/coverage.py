@@ -96,9 +96,10 @@ def summarize(spec: Any, state: State) -> tuple[dict[str, Any], pl.DataFrame, li
         below = max(pass1_rows - windows, 0)
         record["windows_below_min_obs"] = below
         if below:
-            rows.append(("first_pass", f"windows with fewer than {spec.effective_min_obs} observations", below))
+            rows.append(("windows", f"first-pass windows with fewer than {spec.effective_min_obs} observations", below))
+    # counts, not regressions: pass 'coverage', asset and period NULL, nobs = the count
     skipped = pl.DataFrame({
-        "pass": ["first_pass" if c == "first_pass" else "coverage" for c, _, _ in rows],
+        "pass": ["coverage"] * len(rows),
         "reason": [r for _, r, _ in rows], "nobs": [n for _, _, n in rows]},
         schema={"pass": pl.Utf8, "reason": pl.Utf8, "nobs": pl.Int64})
     warnings = []

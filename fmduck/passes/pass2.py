@@ -64,32 +64,34 @@ def min_df(spec: Any, n_regressors: int) -> int:
 
 
 def add(plan: Plan, spec: Any, src: RowSource, regressors: list[Variable], y: Variable, label: str,
-        extra_params: dict[str, Any] | None = None) -> Pass2:
+        extra_params: dict[str, Any] | None = None, minimum: int = 2) -> Pass2:
     """Add the pass-2 solve and the read of λ_t to ``plan``."""
     sql = solve_source(plan.dialect, ["pidx"], [*regressors, y], src, intercept=spec.intercept,
                        min_df=min_df(spec, len(regressors)))
     plan.add(KEY, "pass 2: cross-sectional regressions per period", sql, kind="create",
              params={**params(spec), **(extra_params or {})})
     table = plan.name(KEY)
-    add_read(plan, spec, table, len(spec.terms), label, regressors)
+    add_read(plan, spec, table, len(spec.terms), label, regressors, minimum)
     return Pass2(src, regressors, table)
 
 
-def add_read(plan: Plan, spec: Any, table: str, n_terms: int, label: str, regressors: list[Variable]) -> None:
+def add_read(plan: Plan, spec: Any, table: str, n_terms: int, label: str, regressors: list[Variable],
+             minimum: int = 2) -> None:
     """Read λ_t (and the periods without a usable regression) into the state: ``lambdas`` (wide:
-    period, period_index, one column per term, r2, adj_r2, n) and ``cross_section_skipped``."""
+    period, period_index, one column per term, r2, adj_r2, n) and ``cross_section_skipped``; fewer than
+    ``minimum`` usable periods is an error (an update reads only the periods it recomputed: 0)."""
     kind = plan.calendar_kind
     sql = templates.source("read_lambdas", plan.dialect, table=table, calendar=plan.name("calendar"),
                            period=inputs.period_columns(kind, "c.period"), n_terms=n_terms)
 
     def then(state: State, frame: pl.DataFrame) -> None:
-        if frame.height == 0:
+        if frame.height == 0 and minimum:
             raise InputError(
                 f"{label}: no period has observations with every regressor "
                 f"({', '.join(v.name for v in regressors)}) and the return non-NULL"
                 + (f" (betas lagged {spec.beta_lag} period(s))" if spec.rolling else ""))
         ok = frame.filter(pl.col("ok"))
-        if ok.height < 2:
+        if ok.height < minimum:
             bad = frame.filter(~pl.col("ok"))
             reasons = ", ".join(f"{c} {r}" for r, c in bad.group_by("reason").len().sort("reason").iter_rows())
             raise EstimationError(

@@ -73,6 +73,11 @@ def reinfer(results: Any, **overrides: Any) -> pl.DataFrame:
     """A stored run's estimates recomputed from its λ_t with other pass-3 options (``nw_lags``,
     ``nw_divisor``, ``lag_rule``, ``conventions``), without SQL."""
     spec = results.spec
+    if results.run.get("design") != "twopass":
+        from fmduck.errors import FmduckError
+
+        raise FmduckError(f"run {results.name!r} is a {results.run.get('design')} run: re-inference from the stored "
+                          "lambda_t applies to two-pass runs (run it again with the options instead)")
     options = InferenceOptions.of(spec, **overrides)
     sigma = (results.run.get("inference_inputs") or {}).get("sigma_f")
     frame, _, _ = infer(results.lambdas, results.terms, list(spec.get("factor_cols") or []),

@@ -4,7 +4,8 @@ Everything comes from the result tables (``loading.load_runs``), never from memo
 several runs go side by side as columns (esttab/stargazer layout); each run adds its first-pass
 table, its λ_t table, plots (matplotlib) and a reproducibility appendix; ``sections`` picks the parts.
 Runs with many assets (``ReportOptions.asset_limit``) get distributions instead of per-asset tables
-and plots, and the full per-asset table as a CSV file. Every number goes through
+and plots, and the full per-asset table as a CSV file; the first-pass aggregates of a stored run are
+computed in SQL on the results engine (``fmduck.store_aggregates``), never from the long first pass. Every number goes through
 ``fmduck.formatting.fmt``, every name through ``fmduck.escape``.
 
     fmduck report DB RUN [RUN ...] --format html|tex|txt -o FILE [--se fm|nw|shanken] [--stat t|se]
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fmduck.escape import html_label, tex as tex_escape, tex_label, tex_number
-from fmduck.report.loading import load_runs
+from fmduck.report.loading import load_for_report, load_runs
 from fmduck.report.options import ASSET_LIMIT, FORMATS, SECTIONS, ReportOptions
 from fmduck.report.render import Report, render
 from fmduck.report.text import text_grid
@@ -38,7 +39,8 @@ def report(database: str | Path, names: list[str], fmt_name: str, output: str | 
     ``options`` are ``ReportOptions`` fields: se_type, stat, labels, order, digits, plots, title,
     sections (a tuple or a comma-separated string), asset_limit."""
     report_options = ReportOptions(**options)  # option errors before any reading
-    return render(load_runs(database, names, schema), fmt_name, output, report_options)
+    runs, first_passes = load_for_report(database, names, schema)
+    return render(runs, fmt_name, output, report_options, first_passes=first_passes)
 
 
 def add_arguments(parser) -> None:  # noqa: ANN001 - argparse

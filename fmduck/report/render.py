@@ -23,10 +23,11 @@ from typing import Any
 from fmduck import escape, templates
 from fmduck.errors import FmduckError, SpecError
 from fmduck.report import text as text_tables
+from fmduck.report.assets import FirstPass
 from fmduck.report.figures import make_plots
 from fmduck.report.options import FORMATS, ReportOptions
 from fmduck.report.tables import (
-    appendix, comparison_table, environment_versions, first_pass_table, lambda_table, se_name,
+    appendix, comparison_table, environment_versions, first_pass_table, krs_tables, lambda_table, se_name,
 )
 from fmduck.results import FamaMacBethResults
 
@@ -100,13 +101,14 @@ def check_output(output: str | Path) -> Path:
 
 
 def build_context(runs: list[FamaMacBethResults], options: ReportOptions, *, stage: Staging,
-                  fmt_name: str) -> dict[str, Any]:
+                  fmt_name: str, first_passes: list[FirstPass] | None = None) -> dict[str, Any]:
     if not runs:
         raise SpecError("give at least one run to report")
     plot_ext = {"html": ("svg",), "tex": ("pdf",), "txt": ("svg",)}[fmt_name]
     per_run = []
-    for run, stem in zip(runs, _file_stems(runs)):
-        first_pass = first_pass_table(run, options) if options.shows("first-pass") else None
+    sources = first_passes or [FirstPass(run) for run in runs]
+    for run, stem, source in zip(runs, _file_stems(runs), sources):
+        first_pass = first_pass_table(run, options, source) if options.shows("first-pass") else None
         if first_pass is not None and first_pass["mode"] == "summary":
             from fmduck.export import write_frame
 
@@ -114,19 +116,25 @@ def build_context(runs: list[FamaMacBethResults], options: ReportOptions, *, sta
             csv = stage.folder / f"{stem}_assets.csv"
             write_frame(first_pass.pop("asset_table"), "csv", csv)
             first_pass["csv"] = csv
-        plots = (make_plots(run, options, stage.folder, stem, plot_ext, inline_svg=fmt_name == "html")
-                 if options.shows("plots") else [])
+        plots = (make_plots(run, options, stage.folder, stem, plot_ext, inline_svg=fmt_name == "html",
+                            first_pass=source) if options.shows("plots") else [])
+        record = appendix(run) if options.shows("appendix") else None
+        if record is not None and fmt_name == "tex":  # the document lists the statements; the SQL is a file
+            stage.folder.mkdir(parents=True, exist_ok=True)
+            record["sql_file"] = stage.folder / f"{stem}.sql"
+            record["sql_file"].write_text(record["sql"], encoding="utf-8")
         per_run.append({
             "name": run.name,
             "first_pass": first_pass,
             "lambdas": lambda_table(run, options) if options.shows("lambdas") else None,
-            "appendix": appendix(run) if options.shows("appendix") else None,
+            "appendix": record,
             "plots": plots,
             "summary": run.summary if options.shows("estimates") else "",
         })
     return {
         "title": options.title or "Fama-MacBeth regressions: " + ", ".join(r.name for r in runs),
         "table": comparison_table(runs, options),
+        "krs": krs_tables(runs, options) if options.shows("estimates") else [],
         "sections": options.sections,
         "runs": per_run,
         "versions": environment_versions(),
@@ -210,6 +218,9 @@ def _final_names(context: dict[str, Any], stage: Staging) -> None:
         if run["first_pass"] and run["first_pass"].get("csv"):
             run["first_pass"]["csv_name"] = stage.final(run["first_pass"]["csv"]).relative_to(
                 stage.output.parent).as_posix()
+        if run["appendix"] and run["appendix"].get("sql_file"):
+            run["appendix"]["sql_name"] = stage.final(run["appendix"]["sql_file"]).relative_to(
+                stage.output.parent).as_posix()
 
 
 def _render_files(context: dict[str, Any], fmt_name: str, stage: Staging) -> list[Path]:
@@ -251,8 +262,10 @@ def _render_files(context: dict[str, Any], fmt_name: str, stage: Staging) -> lis
 
 
 def render(runs: list[FamaMacBethResults], fmt_name: str, output: str | Path,
-           options: ReportOptions | None = None) -> Report:
-    """Render ``runs`` as ``fmt_name`` into ``output`` (plots, CSV files and the LaTeX fragment next to it)."""
+           options: ReportOptions | None = None, *, first_passes: list[FirstPass] | None = None) -> Report:
+    """Render ``runs`` as ``fmt_name`` into ``output`` (plots, CSV files and the LaTeX fragment next to it).
+    ``first_passes``: one :class:`fmduck.report.assets.FirstPass` per run (stored runs: aggregates in SQL);
+    default: polars on each run's first pass in memory."""
     if fmt_name not in FORMATS:
         raise SpecError(f"--format must be one of {', '.join(FORMATS)}, got {fmt_name!r}")
     options = options or ReportOptions()
@@ -263,13 +276,15 @@ def render(runs: list[FamaMacBethResults], fmt_name: str, output: str | Path,
     except OSError as exc:
         raise FmduckError(f"cannot write the report to {output}: {exc.strerror or exc}") from exc
     try:
-        context = build_context(runs, options, stage=stage, fmt_name=fmt_name)
+        context = build_context(runs, options, stage=stage, fmt_name=fmt_name, first_passes=first_passes)
         _final_names(context, stage)
         staged = _render_files(context, fmt_name, stage)
         for run in context["runs"]:
             staged += [path for plot in run["plots"] for path in plot["files"].values()]
             if run["first_pass"] and run["first_pass"].get("csv"):
                 staged.append(run["first_pass"]["csv"])
+            if run["appendix"] and run["appendix"].get("sql_file"):
+                staged.append(run["appendix"]["sql_file"])
         files = stage.commit(staged)
     except OSError as exc:
         raise FmduckError(f"cannot write the report to {output}: {exc.strerror or exc}") from exc

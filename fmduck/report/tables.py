@@ -82,27 +82,55 @@ def comparison_table(runs: list[FamaMacBethResults], options: ReportOptions) -> 
     }
 
 
-def first_pass_table(run: FamaMacBethResults, options: ReportOptions) -> dict[str, Any] | None:
+def krs_tables(runs: list[FamaMacBethResults], options: ReportOptions) -> list[dict[str, Any]]:
+    """One Kan-Robotti-Shanken (2013) table per run that has ``misspec_robust`` rows
+    (:func:`fmduck.krs_layout.krs_table`): per term γ and t_FM, t_S, t_JW, t_KRS; footer rows R², its
+    SE and the p-values of R² = 1 and R² = 0."""
+    from fmduck.krs_layout import heading, krs_table
+
+    out = []
+    for run in runs:
+        table = krs_table(run)
+        if table is None:
+            continue
+        rows = [{"term": r["term"], "label": options.label(r["term"]), "gamma_value": r["gamma"],
+                 "gamma": fmt(r["gamma"], options.digits),
+                 "t": [{"kind": header, "value": r["t"][header], "text": fmt(r["t"][header], 2)}
+                       for header in table["columns"]]}
+                for r in table["rows"]]
+        footer = [(Label("R²"), table["r2"], 4), (Label("SE of R²"), table["r2_se"], 4),
+                  (Label("p(R² = 1)"), table["p_r2_eq_1"], 4), (Label("p(R² = 0)"), table["p_r2_eq_0"], 4)]
+        out.append({"run": run.name, "heading": heading(table), "rows": rows,
+                    "columns": [Label("t", header[2:]) for header in table["columns"]],
+                    "footer": [{"label": label, "value": value, "text": fmt(value, digits)}
+                               for label, value, digits in footer],
+                    "note": table["note"]})
+    return out
+
+
+def first_pass_table(run: FamaMacBethResults, options: ReportOptions,
+                     first_pass: assets.FirstPass | None = None) -> dict[str, Any] | None:
     """Per asset: alpha and betas (SE or t beneath), R², s(e), observations; rolling betas averaged.
-    Above ``options.asset_limit`` assets: :func:`first_pass_summary` instead."""
-    if assets.n_assets(run) > options.asset_limit:
-        return first_pass_summary(run, options)
-    fp = run.first_pass
-    if fp.height == 0:
+    Above ``options.asset_limit`` assets: :func:`first_pass_summary` instead. ``first_pass``: where the
+    aggregates come from (default: polars on the run in memory)."""
+    fp = first_pass or assets.FirstPass(run)
+    if fp.n_assets > options.asset_limit:
+        return first_pass_summary(run, options, fp)
+    if not fp.has_rows:
         return None
-    rolling = assets.is_rolling(run)
-    terms = assets.first_pass_terms(run)
-    per = assets.per_asset(run, "t_stat" if options.stat == "t" else "std_error")
-    index = {(r["asset"], r["term"]): r for r in per.iter_rows(named=True)}
+    rolling = fp.rolling
+    terms = fp.terms
+    stat_col = "t_stat" if options.stat == "t" else "std_error"
+    index = {(r["asset"], r["term"]): r for r in fp.per_asset.iter_rows(named=True)}
     rows = []
-    for asset in sorted(per["asset"].unique().to_list()):
+    for asset in sorted(fp.per_asset["asset"].unique().to_list()):
         cells = [index.get((asset, t)) for t in terms]
         first = next(c for c in cells if c is not None)
         rows.append({
             "asset": asset,
             "coef": [fmt(c["estimate"], options.digits) if c else "" for c in cells],
             "stat": [] if rolling else [
-                fmt(c["stat"], 2 if options.stat == "t" else options.digits, parens=True) if c else "" for c in cells
+                fmt(c[stat_col], 2 if options.stat == "t" else options.digits, parens=True) if c else "" for c in cells
             ],
             "r2": fmt(first["r2"], 3),
             "rmse": fmt(first["rmse"], options.digits),
@@ -119,13 +147,15 @@ def first_pass_table(run: FamaMacBethResults, options: ReportOptions) -> dict[st
             "rows": rows, "rolling": rolling, "note": note, "count_label": "windows" if rolling else "obs"}
 
 
-def first_pass_summary(run: FamaMacBethResults, options: ReportOptions) -> dict[str, Any]:
+def first_pass_summary(run: FamaMacBethResults, options: ReportOptions,
+                       first_pass: assets.FirstPass | None = None) -> dict[str, Any]:
     """Many assets: the cross-sectional distribution of each first-pass column and of the pricing
     errors, and the assets with the largest |α_i|; the full per-asset table goes to a CSV file."""
-    table = assets.asset_table(run, options.stat)
-    rolling = assets.is_rolling(run)
+    fp = first_pass or assets.FirstPass(run)
+    table = assets.asset_table(fp, options.stat)
+    rolling = fp.rolling
     prefix = "t_" if options.stat == "t" else "se_"
-    terms = assets.first_pass_terms(run) if run.first_pass.height else []
+    terms = fp.terms
     d = options.digits
     specs: list[tuple[Label, str, int]] = [(options.beta_label(t), f"b_{t}", d) for t in terms]
     if terms:
@@ -175,9 +205,20 @@ def lambda_table(run: FamaMacBethResults, options: ReportOptions) -> dict[str, A
     return {"run": run.name, "terms": terms, "labels": [options.label(t) for t in terms], "rows": rows}
 
 
+def statement_labels(sql_text: str) -> list[str]:
+    """The statements of a stored ``runs.sql_text``, by their labels: every line that is a ``-- `` comment
+    (fmduck writes one before each statement: ``-- pass 1: full-sample time-series regressions on ...``)."""
+    return [line[3:].strip() for line in sql_text.splitlines() if line.startswith("-- ")]
+
+
 def appendix(run: FamaMacBethResults) -> dict[str, Any]:
+    """The reproducibility appendix: run record, input fingerprint, conventions, coverage, spec and SQL
+    (``statements``: the SQL's labels, what the LaTeX document lists; the text goes to a file beside it)."""
+    from fmduck.passes.coverage import line as coverage_line
+
     info = run.run
     fingerprint = info.get("input_fingerprint") or {}
+    sql = str(info.get("sql_text") or "")
     return {
         "run": run.name,
         "run_id": info["run_id"],
@@ -190,7 +231,10 @@ def appendix(run: FamaMacBethResults) -> dict[str, Any]:
         "spec_compact": json.dumps(run.spec, sort_keys=False, default=str),
         "fingerprint": [(k, fmt(v) if isinstance(v, int) else str(v)) for k, v in fingerprint.items()],
         "conventions": [line for line in str(info.get("conventions", "")).splitlines() if line],
-        "sql": info["sql_text"],
+        "coverage": coverage_line(info.get("coverage") or {}),
+        "sql": sql,
+        "statements": statement_labels(sql),
+        "sql_file": None,  # tex: the SQL written beside the report (render.build_context)
     }
 
 
