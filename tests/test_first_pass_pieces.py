@@ -1,7 +1,8 @@
 """The first pass read in pieces: what is read does not depend on the piece sizes (store.PIECE_ROWS,
 ``first_pass_pieces(rows=...)``), and a run held in memory (``fit(write=False)``), stored (``fit()``)
-and loaded back (``load_run``) has the same first pass. Pass 1 itself is solved in SQL in one
-statement (no batches); its rows come back only through these readers."""
+and loaded back (``load_run``: read at once below store.EAGER_WINDOWS windows, else in pieces on use)
+has the same first pass. Pass 1 itself is solved in SQL in one statement (no batches); its rows come
+back only through these readers."""
 
 from __future__ import annotations
 
@@ -40,18 +41,23 @@ def _spec(name: str) -> Spec:
 
 @pytest.fixture(scope="module")
 def stored():
-    """(connection, the results of fit(), of fit(write=False), of load_run) of one rolling spec."""
+    """(connection, the results of fit(), of fit(write=False), of load_run, of load_run reading in pieces)
+    of one rolling spec."""
     con = duckdb.connect()
     fitted = FamaMacBeth(_spec("pieces"), con).fit()
     held = FamaMacBeth(_spec("held"), con).fit(write=False)
-    yield con, fitted, held, load_run(con, "pieces")
+    loaded = load_run(con, "pieces")
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(store, "EAGER_WINDOWS", 0)
+        lazy = load_run(con, "pieces")
+    yield con, fitted, held, loaded, lazy
     con.close()
 
 
 def test_held_stored_and_loaded_first_pass_are_the_same(stored):
-    _, fitted, held, loaded = stored
+    _, fitted, held, loaded, lazy = stored
     assert fitted.first_pass.height > 500
-    assert loaded.first_pass.equals(fitted.first_pass)
+    assert loaded.first_pass.equals(fitted.first_pass) and lazy.first_pass.equals(fitted.first_pass)
     assert held.first_pass.drop(DROP).equals(fitted.first_pass.drop(DROP))
     # pass 2 joined the same betas (summed in the order of the join: equal up to rounding)
     a = held.lambdas.select("const", "mkt", "smb").to_numpy()
@@ -59,17 +65,17 @@ def test_held_stored_and_loaded_first_pass_are_the_same(stored):
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("which", ["fitted", "held", "loaded"])
+@pytest.mark.parametrize("which", ["fitted", "held", "loaded", "lazy"])
 def test_piece_sizes_do_not_change_what_is_read(stored, which, monkeypatch):
     """Small pieces (rows=37, and store.PIECE_ROWS = 50 for the default) give the same windows as one piece."""
-    res = {"fitted": stored[1], "held": stored[2], "loaded": stored[3]}[which]
+    res = {"fitted": stored[1], "held": stored[2], "loaded": stored[3], "lazy": stored[4]}[which]
     whole = list(res.first_pass_pieces(rows=10**9))
     assert len(whole) == 1
     small = list(res.first_pass_pieces(rows=37))
     assert len(small) > 3 and all(p.height <= 37 for p in small)
     monkeypatch.setattr(store, "PIECE_ROWS", 50)
     default = list(res.first_pass_pieces())
-    if which != "held":  # read from the database: store.PIECE_ROWS sets the default piece size
+    if which in ("fitted", "lazy"):  # read from the database on use: store.PIECE_ROWS sets the default piece size
         assert len(default) > 3 and all(p.height <= 50 for p in default)
     for pieces in (small, default):
         assert pl.concat(pieces).sort(KEY).equals(whole[0].sort(KEY))
@@ -91,7 +97,8 @@ def test_wide_pieces_line_up_with_the_long_first_pass(stored):
 
 
 def test_loaded_pieces_equal_fitted_pieces(stored):
-    _, fitted, _, loaded = stored
+    _, fitted, _, loaded, lazy = stored
     a = pl.concat(list(fitted.first_pass_pieces(rows=53))).sort(KEY)
-    b = pl.concat(list(loaded.first_pass_pieces(rows=29))).sort(KEY)
-    assert a.drop(DROP).equals(b.drop(DROP))
+    for res in (loaded, lazy):
+        b = pl.concat(list(res.first_pass_pieces(rows=29))).sort(KEY)
+        assert a.drop(DROP).equals(b.drop(DROP))

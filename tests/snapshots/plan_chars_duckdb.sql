@@ -28,14 +28,12 @@ SELECT
   SUM(CASE WHEN "bm" * 0 <> 0 THEN 1 ELSE 0 END) AS c2_nonfinite,
   CAST(MAX(CASE WHEN "bm" * 0 = 0 THEN ABS("bm") END) AS DOUBLE) AS c2_max_abs,
   CAST(AVG(CASE WHEN "bm" * 0 = 0 THEN "bm" END) AS DOUBLE) AS c2_mean
-FROM "panel";
+FROM "panel" AS r;
 
 -- check: table panel values
 SELECT
   *
 FROM "fmduck_profile_returns";
-
--- check in Python: units of returns, factors and risk-free rate (fmduck/units.py)
 
 -- calendar
 CREATE TEMPORARY TABLE "fmduck_calendar" AS
@@ -49,6 +47,18 @@ FROM (
   WHERE
     NOT r."period" IS NULL
 ) AS keys;
+
+-- fingerprints of table panel per period
+SELECT
+  CAST(r."period" AS TEXT) AS period,
+  MIN(c.pidx) AS period_index,
+  COUNT(*) AS n,
+  CAST(BIT_XOR(HASH(r."asset", r."period", r."ret", r."size", r."bm")) AS TEXT) AS fingerprint
+FROM "panel" AS r
+LEFT JOIN "fmduck_calendar" AS c
+  ON r."period" = c.period
+GROUP BY
+  1;
 
 -- pass 2: cross-sectional regressions per period
 CREATE TEMPORARY TABLE "fmduck_lambdas" AS

@@ -11,7 +11,7 @@ FROM (
 ) AS keyed;
 
 -- profile of table panel
-CACHE TABLE "fmduck_profile_returns" AS
+CACHE TABLE `fmduck_profile_returns` AS
 SELECT
   COUNT(*) AS n_rows,
   COUNT(`ret`) AS c0_count,
@@ -28,17 +28,15 @@ SELECT
   SUM(CASE WHEN `bm` * 0 <> 0 THEN 1 ELSE 0 END) AS c2_nonfinite,
   CAST(MAX(CASE WHEN `bm` * 0 = 0 THEN ABS(`bm`) END) AS DOUBLE) AS c2_max_abs,
   CAST(AVG(CASE WHEN `bm` * 0 = 0 THEN `bm` END) AS DOUBLE) AS c2_mean
-FROM `panel`;
+FROM `panel` AS r;
 
 -- check: table panel values
 SELECT
   *
 FROM `fmduck_profile_returns`;
 
--- check in Python: units of returns, factors and risk-free rate (fmduck/units.py)
-
 -- calendar
-CACHE TABLE "fmduck_calendar" AS
+CACHE TABLE `fmduck_calendar` AS
 SELECT
   period,
   ROW_NUMBER() OVER (ORDER BY period NULLS LAST) AS pidx
@@ -50,8 +48,20 @@ FROM (
     NOT r.`period` IS NULL
 ) AS keys;
 
+-- fingerprints of table panel per period
+SELECT
+  CAST(r.`period` AS STRING) AS period,
+  MIN(c.pidx) AS period_index,
+  COUNT(*) AS n,
+  CAST(BIT_XOR(XXHASH64(r.`asset`, r.`period`, r.`ret`, r.`size`, r.`bm`)) AS STRING) AS fingerprint
+FROM `panel` AS r
+LEFT JOIN `fmduck_calendar` AS c
+  ON r.`period` = c.period
+GROUP BY
+  1;
+
 -- pass 2: cross-sectional regressions per period
-CACHE TABLE "fmduck_lambdas" AS
+CACHE TABLE `fmduck_lambdas` AS
 WITH fmduck_shift AS (
   SELECT
     CAST('0.0' AS DOUBLE) AS shift_0,
@@ -827,7 +837,7 @@ ORDER BY
   l.pidx NULLS LAST;
 
 -- pricing errors per asset
-CACHE TABLE "fmduck_pricing_errors" AS
+CACHE TABLE `fmduck_pricing_errors` AS
 WITH fmduck_shift AS (
   SELECT
     CAST('0.0' AS DOUBLE) AS shift_0

@@ -11,7 +11,7 @@ FROM (
 ) AS keyed;
 
 -- profile of table panel
-CACHE TABLE "fmduck_profile_returns" AS
+CACHE TABLE `fmduck_profile_returns` AS
 SELECT
   COUNT(*) AS n_rows,
   COUNT(`ret`) AS c0_count,
@@ -20,7 +20,7 @@ SELECT
   CAST(MEDIAN(ABS(`ret`)) AS DOUBLE) AS c0_median_abs,
   SUM(CASE WHEN ABS(`ret`) > 1 THEN 1 ELSE 0 END) AS c0_above_one,
   CAST(AVG(CASE WHEN `ret` * 0 = 0 THEN `ret` END) AS DOUBLE) AS c0_mean
-FROM `panel`;
+FROM `panel` AS r;
 
 -- check: table panel values
 SELECT
@@ -40,7 +40,7 @@ FROM (
 ) AS keyed;
 
 -- profile of table factors
-CACHE TABLE "fmduck_profile_factors" AS
+CACHE TABLE `fmduck_profile_factors` AS
 SELECT
   COUNT(*) AS n_rows,
   COUNT(`mkt`) AS c0_count,
@@ -61,17 +61,15 @@ SELECT
   CAST(MEDIAN(ABS(`rf`)) AS DOUBLE) AS c2_median_abs,
   SUM(CASE WHEN ABS(`rf`) > 1 THEN 1 ELSE 0 END) AS c2_above_one,
   CAST(AVG(CASE WHEN `rf` * 0 = 0 THEN `rf` END) AS DOUBLE) AS c2_mean
-FROM `factors`;
+FROM `factors` AS r;
 
 -- check: table factors values
 SELECT
   *
 FROM `fmduck_profile_factors`;
 
--- check in Python: units of returns, factors and risk-free rate (fmduck/units.py)
-
 -- calendar
-CACHE TABLE "fmduck_calendar" AS
+CACHE TABLE `fmduck_calendar` AS
 SELECT
   period,
   ROW_NUMBER() OVER (ORDER BY period NULLS LAST) AS pidx
@@ -91,8 +89,32 @@ FROM `panel` AS r
 LEFT JOIN `fmduck_calendar` AS c
   ON r.`period` = c.period;
 
+-- fingerprints of table panel per period
+SELECT
+  CAST(r.`period` AS STRING) AS period,
+  MIN(c.pidx) AS period_index,
+  COUNT(*) AS n,
+  CAST(BIT_XOR(XXHASH64(r.`asset`, r.`period`, r.`ret`, r.`size`, r.`bm`)) AS STRING) AS fingerprint
+FROM `panel` AS r
+LEFT JOIN `fmduck_calendar` AS c
+  ON r.`period` = c.period
+GROUP BY
+  1;
+
+-- fingerprints of table factors per period
+SELECT
+  CAST(r.`period` AS STRING) AS period,
+  MIN(c.pidx) AS period_index,
+  COUNT(*) AS n,
+  CAST(BIT_XOR(XXHASH64(r.`period`, r.`mkt`, r.`smb`, r.`rf`)) AS STRING) AS fingerprint
+FROM `factors` AS r
+LEFT JOIN `fmduck_calendar` AS c
+  ON r.`period` = c.period
+GROUP BY
+  1;
+
 -- pass 1: full-sample time-series regressions on mkt, smb
-CACHE TABLE "fmduck_first_pass" AS
+CACHE TABLE `fmduck_first_pass` AS
 WITH fmduck_shift AS (
   SELECT
     COALESCE((
@@ -858,7 +880,7 @@ ORDER BY
   2 NULLS LAST;
 
 -- pass 2: cross-sectional regressions per period
-CACHE TABLE "fmduck_lambdas" AS
+CACHE TABLE `fmduck_lambdas` AS
 WITH fmduck_shift AS (
   SELECT
     COALESCE((
@@ -1648,7 +1670,7 @@ ORDER BY
   1 NULLS LAST;
 
 -- pricing errors per asset
-CACHE TABLE "fmduck_pricing_errors" AS
+CACHE TABLE `fmduck_pricing_errors` AS
 WITH fmduck_shift AS (
   SELECT
     CAST('0.0' AS DOUBLE) AS shift_0

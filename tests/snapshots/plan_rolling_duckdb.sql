@@ -20,7 +20,7 @@ SELECT
   CAST(MEDIAN(ABS("ret")) AS DOUBLE) AS c0_median_abs,
   SUM(CASE WHEN ABS("ret") > 1 THEN 1 ELSE 0 END) AS c0_above_one,
   CAST(AVG(CASE WHEN "ret" * 0 = 0 THEN "ret" END) AS DOUBLE) AS c0_mean
-FROM "panel";
+FROM "panel" AS r;
 
 -- check: table panel values
 SELECT
@@ -61,14 +61,12 @@ SELECT
   CAST(MEDIAN(ABS("rf")) AS DOUBLE) AS c2_median_abs,
   SUM(CASE WHEN ABS("rf") > 1 THEN 1 ELSE 0 END) AS c2_above_one,
   CAST(AVG(CASE WHEN "rf" * 0 = 0 THEN "rf" END) AS DOUBLE) AS c2_mean
-FROM "factors";
+FROM "factors" AS r;
 
 -- check: table factors values
 SELECT
   *
 FROM "fmduck_profile_factors";
-
--- check in Python: units of returns, factors and risk-free rate (fmduck/units.py)
 
 -- calendar
 CREATE TEMPORARY TABLE "fmduck_calendar" AS
@@ -90,6 +88,30 @@ SELECT
 FROM "panel" AS r
 LEFT JOIN "fmduck_calendar" AS c
   ON r."period" = c.period;
+
+-- fingerprints of table panel per period
+SELECT
+  CAST(r."period" AS TEXT) AS period,
+  MIN(c.pidx) AS period_index,
+  COUNT(*) AS n,
+  CAST(BIT_XOR(HASH(r."asset", r."period", r."ret", r."size", r."bm")) AS TEXT) AS fingerprint
+FROM "panel" AS r
+LEFT JOIN "fmduck_calendar" AS c
+  ON r."period" = c.period
+GROUP BY
+  1;
+
+-- fingerprints of table factors per period
+SELECT
+  CAST(r."period" AS TEXT) AS period,
+  MIN(c.pidx) AS period_index,
+  COUNT(*) AS n,
+  CAST(BIT_XOR(HASH(r."period", r."mkt", r."smb", r."rf")) AS TEXT) AS fingerprint
+FROM "factors" AS r
+LEFT JOIN "fmduck_calendar" AS c
+  ON r."period" = c.period
+GROUP BY
+  1;
 
 -- pass 1: rolling 24-period time-series regressions on mkt, smb
 CREATE TEMPORARY TABLE "fmduck_first_pass" AS
