@@ -348,11 +348,13 @@ def test_load_errors_and_quiet(run_cli, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 18: fmduck update is declared by the CLI but not implemented yet")
 def test_update_without_new_data_changes_nothing(run_cli, db: Path) -> None:
     assert run_cli("run", db, *FF3, "--name", "u", "-q")[0] == 0
     code, out, err = run_cli("update", db, "u", "-q")
-    assert code == 0 and err == "" and "nothing changed" in out
+    assert code == 0 and err == "" and out.strip() == "run 'u': nothing changed in its inputs; nothing to do"
+    code, _, err = run_cli("update", db, "nope", "-q")
+    assert code == 2
+    one_line_error(err, "no run named 'nope'")
 
 
 def test_internal_error_is_one_line_with_exit_1_and_debug_shows_the_traceback(run_cli, db: Path, monkeypatch) -> None:
