@@ -52,9 +52,27 @@ def data_dir() -> Path:
 # (whole files whose fixtures fit and render runs; a file's owner may mark its tests and drop it here).
 FAST_CASES = 1
 SLOW_FILES = ("test_report.py", "test_report_large.py", "test_report_escaping.py", "test_report_sections.py",
-              "test_export.py", "test_real_data.py")
-SLOW_TESTS = ("test_krs.py::test_r2_eq_1_size_on_a_correctly_specified_model",
-              "test_krs.py::test_misspec_se_exceeds_eiv_se_when_misspecified", "test_load.py::test_cli_load")
+              "test_export.py", "test_real_data.py", "test_krs_report.py")
+SLOW_TESTS = (
+    "test_krs.py::test_r2_eq_1_size_on_a_correctly_specified_model",
+    "test_krs.py::test_misspec_se_exceeds_eiv_se_when_misspecified",
+    "test_load.py::test_cli_load",
+    "test_pooled.py::test_simulated_firm_effect_recovered",
+    "test_pooled.py::test_cli_pooled",
+    "test_mimicking.py::test_cli_mimicking",
+    "test_mimicking.py::test_omitted_factor_bias",
+    "test_mimicking.py::test_stored_tables",
+    "test_fm1973.py::test_cli_and_toml",
+    "test_fm1973.py::test_postgres_matches_duckdb",
+    "test_fm1973.py::test_results_are_stored_and_queryable",
+    "test_fm1973.py::test_capm_holds_tests_do_not_reject_and_gamma1_is_recovered",
+    "test_fm1973_plan.py::test_results_go_to_another_database",
+    "test_fm1973_plan.py::test_inline_script_runs_in_psql_as_printed",
+    "test_pooled_mimicking_v2.py::test_mimicking_postgres_equals_duckdb",
+    "test_pooled_mimicking_v2.py::test_pooled_postgres_equals_duckdb",
+    "test_update.py::test_update_as_new_name_keeps_the_old_run",
+    "test_update.py::test_update_on_postgres",
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -395,6 +395,7 @@ def test_first_pass_held_wide_matches_long_and_stored(window):
     assert np.all(np.isfinite(estimate))
 
 
+@pytest.mark.slow
 def test_first_pass_copied_in_pieces_to_another_results_engine(monkeypatch):
     """A results database other than the run's receives the first-pass windows in pieces (uploaded,
     then turned into first_pass_windows rows by SQL): the same rows as a run held in memory."""

@@ -115,6 +115,7 @@ def test_weights_with_betas_vs_statsmodels(fit):
                            label="WLS on full-sample betas vs statsmodels WLS")
 
 
+@pytest.mark.slow
 def test_cli_options(tmp_path, capsys):
     """--weights, --absorb, --standardize, --rank, --winsorize through fmduck.cli.main."""
     from fmduck.cli import main

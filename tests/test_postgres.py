@@ -83,6 +83,7 @@ def test_rolling_first_pass_matches_numpy_oracle(pg):
                            ["estimate", "std_error", "t_stat", "r2", "nobs"], label="postgres pass1 rolling vs numpy")
 
 
+@pytest.mark.slow
 def test_replace_run_in_one_transaction(pg):
     panel, factors, options = case("full")
     _load(pg, "panel", panel)
@@ -130,6 +131,7 @@ def test_read_only_role_writes_results_to_local_duckdb(pg_server, pg_url, pg, tm
 
 
 # ---------------------------------------------------------------- identifiers and types
+@pytest.mark.slow
 def test_schema_qualified_mixed_case_names(pg):
     panel, factors, options = case("full")
     renamed = panel.rename({"asset": "PERMNO", "period": "Month End", "ret": "RetX", "rf": "Rf"})
