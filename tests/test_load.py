@@ -320,5 +320,5 @@ def test_ken_french_layout_without_unit_says_it_kept_percent(tmp_path):
     assert out.returncode == 0 and "note" not in out.stderr
     con = duckdb.connect(str(db), read_only=True)
     assert con.sql("SELECT \"Mkt-RF\" FROM ff ORDER BY period").fetchall() == [(7.13,), (-0.82,)]
-    assert con.sql("SELECT ret FROM p2 WHERE asset = 'S1V1' ORDER BY period").fetchall() == [(-0.0071,), (0.025,)]
+    assert con.sql("SELECT ret FROM p2 WHERE asset = 'S1V1' ORDER BY period").fetchall() == [(-0.71 / 100,), (2.5 / 100,)]
     con.close()
