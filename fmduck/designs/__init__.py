@@ -117,11 +117,9 @@ def get(name: Any) -> Design:
 
 
 def results_class(design: Any) -> Any:
-    """The results class of runs of ``design`` (a name): the design's own, else FamaMacBethResults."""
-    from fmduck.results import FamaMacBethResults
-
+    """The design's own results class for runs of ``design`` (a name); None: the base FamaMacBethResults."""
     found = registry().get(design)
-    return (found.results_class if found is not None else None) or FamaMacBethResults
+    return found.results_class if found is not None else None
 
 
 def se_order() -> dict[str, int]:
