@@ -261,6 +261,7 @@ def pass1_moments(database, spec: Spec) -> pl.DataFrame:
     calendar are executed, then the moments query of pass 1's variables and rows (the query whose sums
     pass 1 solves in SQL) is run on its own; sorted by asset, pidx (also used by
     tests/test_fastpath_postgres.py)."""
+    from fmduck import designs
     from fmduck.designs import twopass
     from fmduck.engine import connect
     from fmduck.passes import pass1
@@ -268,7 +269,7 @@ def pass1_moments(database, spec: Spec) -> pl.DataFrame:
 
     engine = connect(database)
     with Run(spec, engine) as run:
-        plan, setup = twopass.build(run, twopass.DESIGN.catalog(spec, engine))
+        plan, setup = twopass.build(run, designs.get("twopass").catalog(spec, engine))
         plan.execute(run, until="calendar")
         sql = moments_mod.render_moments(run.dialect, pass1.keys(spec), [*setup.variables.factors, setup.variables.y],
                                          setup.src.with_(betas=None), rolling=spec.rolling)

@@ -34,8 +34,6 @@ OWN = frozenset({"self", "cls"})
 # Findings present when the check was written (see the report of branch tests-core); each is
 # "<rule>: <where>: <what>" exactly as printed. The lead removes entries as the code is fixed.
 KNOWN: frozenset[str] = frozenset({
-    # deferred imports that close a loop (grid <-> twopass <-> prepare.validate_spec_options -> grid)
-    "cycle: fmduck.designs.grid, fmduck.designs.twopass, fmduck.prepare",
     # engine.connect -> engines.open_engine -> engines.postgres/spark -> engine
     "cycle: fmduck.engine, fmduck.engines, fmduck.engines.postgres, fmduck.engines.spark",
     # export -> report -> report.render -> export; report.command <-> report/__init__
