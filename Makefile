@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test test-fast bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The fast subset (< 1 min on 2 cores): no test marked slow or spark, spread over the cores by xdist.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -m "not slow and not spark" -n $(or $(JOBS),auto) $(PYTEST_ARGS)
+
+# ruff (rules in pyproject.toml [tool.ruff]) and the structure check of fmduck/ (tools/structure_check.py)
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check fmduck tests tools bench
+	$(BIN)/python tools/structure_check.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -147,7 +147,7 @@ def add_spec_arguments(p: argparse.ArgumentParser, *, results: bool = True) -> N
 
 def spec_from_args(args: argparse.Namespace) -> Any:
     from fmduck.designs import registry
-    from fmduck.designs.grid import parse_cli
+    from fmduck.grid_spec import parse_cli
     from fmduck.options import CORE
     from fmduck.spec import Spec
 

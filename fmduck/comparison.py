@@ -12,7 +12,7 @@ and ids) and printed as a small table.
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -44,11 +44,12 @@ def _spec(run: Any) -> Any:
 
 def _block(engine: Any, spec: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(pidx, R T×N, F T×K, assets) of a spec's balanced block, read through its own plan."""
+    from fmduck import designs
     from fmduck.designs import twopass
     from fmduck.passes import csr
 
     with Run(spec, engine) as run:
-        cat = twopass.DESIGN.catalog(spec, engine)
+        cat = designs.get("twopass").catalog(spec, engine)
         plan, setup = twopass.build_shared(run, cat, spec)
         factors = [{"ident": templates.ident(c), "alias": f"f{j}"} for j, c in enumerate(spec.factor_cols)]
         plan.add("factor_series", "factor series", templates.source(
@@ -87,7 +88,7 @@ def compare(database: Any, run_a: str, run_b: str, *, schema: str = "fmduck", wr
     lags = automatic_lag(t, spec_a.lag_rule) if spec_a.nw_lags == "auto" else int(spec_a.nw_lags)
     rows = krs_compare.compare(R_a, F_a, spec_a.factor_cols, F_b, spec_b.factor_cols, weighting=spec_a.csr,
                                intercept=spec_a.intercept, lags=min(lags, t - 1))
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     frame = pl.DataFrame([{"run_a": run_a, "run_b": run_b, "run_id_a": a.run["run_id"], "run_id_b": b.run["run_id"],
                            "created_at": now, "weighting": spec_a.csr, **{k: r.get(k) for k in
                            ("test", "statistic", "std_error", "df1", "df2", "p_value", "note")}} for r in rows],

@@ -19,7 +19,7 @@ from typing import Any
 from fmduck import designs, store
 from fmduck.designs import RunOutput
 from fmduck.engine import connect
-from fmduck.results import FamaMacBethResults  # noqa: F401 - the type fit returns
+from fmduck.results import FamaMacBethResults
 from fmduck.run import Progress, Run
 
 SCHEMA_VERSION = store.SCHEMA_VERSION
@@ -47,7 +47,7 @@ def assemble(run: Run, out: RunOutput, spec: Any, first_pass: Any = None) -> Fam
     extra = dict(out.extra)
     if out.fingerprints is not None:
         extra["input_fingerprints"] = out.fingerprints
-    cls = designs.results_class(spec.design)
+    cls = designs.results_class(spec.design) or FamaMacBethResults
     res = cls(record(run, out, spec), lambdas=out.lambdas, estimates=out.estimates,
               pricing_errors=out.pricing_errors, skipped=out.skipped, extra=extra, first_pass=first_pass)
     res.warnings = list(out.warnings)

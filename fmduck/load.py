@@ -103,14 +103,16 @@ def read_prepared(path: str | Path, *, wide: bool = False, period: str = "period
 
 
 def prepare(frame: pl.DataFrame, *, wide: bool = False, period: str = "period", asset: str = "asset",
-            value: str = "ret", period_format: str = "auto", unit: str = "decimal",
+            value: str = "ret", period_format: str = "auto", unit: str | None = None,
             percent_cols: list[str] | None = None, source: str = "file", day_month: tuple[str, ...] = (),
             ken_french: bool = False,
             notify: Callable[[str], None] | None = None) -> pl.DataFrame:
     """Name the period column, read it (``period_format``), unpivot wide files, scale ``unit`` columns.
 
-    ``day_month``: other text columns that hold day/month dates, read as DATE when unambiguous."""
+    ``day_month``: other text columns that hold day/month dates, read as DATE when unambiguous.
+    ``unit`` None: not given — decimal, with a note when the file looks like Ken French's percent."""
     check_period_format(period_format)
+    unit_given, unit = unit is not None, unit or "decimal"
     if unit not in UNITS:
         raise SpecError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
     if wide:
@@ -129,6 +131,8 @@ def prepare(frame: pl.DataFrame, *, wide: bool = False, period: str = "period", 
         frame = frame.unpivot(index=period, on=value_cols, variable_name=asset, value_name=value).select(
             asset, period, value)
     scaled = _unit_columns(frame, wide, value, period, unit, percent_cols or [], source, ken_french)
+    if not unit_given and (ken_french or wide) and notify is not None:
+        _percent_note(frame, value if wide else None, period, source, ken_french, notify)
     if ken_french and not wide and scaled and not percent_cols and notify is not None:
         notify(f"{source} is laid out as Ken French publishes (a blank first header): its value columns "
                f"{', '.join(scaled)} are returns and were divided by {int(UNITS[unit])}")
@@ -235,6 +239,21 @@ def _unit_columns(frame: pl.DataFrame, wide: bool, value: str, period: str, unit
     return list(dict.fromkeys(percent_cols))
 
 
+def _percent_note(frame: pl.DataFrame, value: str | None, period: str, source: str, ken_french: bool,
+                  notify: Callable[[str], None]) -> None:
+    """No --unit on a Ken French layout: say the values were kept as they are, with their typical size."""
+    cols = [value] if value else [c for c in frame.columns if c != period and frame[c].dtype.is_numeric()]
+    if not cols:
+        return
+    typical = frame.select(pl.concat_list([pl.col(c).abs() for c in cols]).explode().median()).item()
+    if typical is None or (not ken_french and typical < 0.3):
+        return
+    layout = "laid out as Ken French publishes (a blank first header)" if ken_french else "a wide file"
+    notify(f"{source} is {layout}; such files are usually in percent, and its values were loaded as they are "
+           f"(typical |x| {typical:.3g}): add --unit percent to divide them by 100 (--unit decimal keeps them "
+           "and silences this note)")
+
+
 def _divide(series: pl.Series, scale: float) -> pl.Series:
     """``series / scale`` as IEEE division (as numpy, pandas and SQL divide; polars multiplies by
     the reciprocal, 1 ulp off for 5.34 / 100); NULL stays NULL."""
@@ -298,8 +317,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wide", action="store_true", help="one column per asset, first column the period")
     p.add_argument("--period-format", default="auto", metavar="FORMAT",
                    help="auto (default), yyyymm, yyyymmdd, none, or a text format: " + ", ".join(TEXT_FORMATS))
-    p.add_argument("--unit", default="decimal", choices=list(UNITS),
-                   help="unit of the --percent-cols (long file) or of the returns (--wide)")
+    p.add_argument("--unit", default=None, choices=list(UNITS),
+                   help="unit of the --percent-cols (long file) or of the returns (--wide); default decimal "
+                   "(a note when a Ken French layout looks like percent)")
     p.add_argument("--percent-cols", help="comma-separated columns in --unit (long files); nothing else is scaled")
     p.add_argument("--period-name", default="period", help="name of the period column (default period)")
     p.add_argument("--asset-name", default="asset", help="wide files: name of the asset column")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fmduck import grid_spec
 from fmduck.errors import SpecError
 
 
@@ -45,9 +46,7 @@ def validate_spec_options(spec: Any) -> None:
     if spec.absorb is not None and spec.absorb in spec.chars:
         raise SpecError(f"--absorb {spec.absorb!r} is also a characteristic; it is absorbed, not estimated")
     if spec.grid is not None:
-        from fmduck.designs.grid import validate_grid
-
-        validate_grid(spec)
+        grid_spec.validate_grid(spec)
 
 
 def winsor_levels(spec: Any) -> dict[str, float]:

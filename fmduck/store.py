@@ -333,7 +333,7 @@ def load_run(database: Any, name: str, schema: str = "fmduck") -> FamaMacBethRes
 
     from fmduck.designs import results_class
 
-    return results_class(run.get("design"))(
+    return (results_class(run.get("design")) or FamaMacBethResults)(
         run, lambdas=wide, estimates=estimates, pricing_errors=read("pricing_errors", "asset"),
         skipped=read("skipped", "pass, asset, period"), extra=_read_extra(engine, q, params),
         first_pass=_first_pass(engine, schema, name, len(terms)) if terms else None,

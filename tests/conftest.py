@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import oracles` fro
 # One throwaway PostgreSQL server for the whole session (tests/conftest_pg.py); test modules use the
 # fixtures pg_server / pg_url / pg without importing them (an import makes a module its own server).
 from conftest_pg import pg, pg_server, pg_url  # noqa: E402, F401
+
 DATA = ROOT / "data"
 
 
@@ -43,6 +44,49 @@ def fit(con):
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+# `make test-fast` (-m "not slow and not spark") runs the first FAST_CASES cases of every parametrized
+# test; the other cases count as slow (they run in `make test`). Long single tests carry
+# @pytest.mark.slow; SLOW_FILES / SLOW_TESTS mark those of test files that do not mark their own yet
+# (whole files whose fixtures fit and render runs; a file's owner may mark its tests and drop it here).
+FAST_CASES = 1
+SLOW_FILES = ("test_report.py", "test_report_large.py", "test_report_escaping.py", "test_report_sections.py",
+              "test_export.py", "test_real_data.py", "test_krs_report.py")
+SLOW_TESTS = (
+    "test_krs.py::test_r2_eq_1_size_on_a_correctly_specified_model",
+    "test_krs.py::test_misspec_se_exceeds_eiv_se_when_misspecified",
+    "test_load.py::test_cli_load",
+    "test_pooled.py::test_simulated_firm_effect_recovered",
+    "test_pooled.py::test_cli_pooled",
+    "test_mimicking.py::test_cli_mimicking",
+    "test_mimicking.py::test_omitted_factor_bias",
+    "test_mimicking.py::test_stored_tables",
+    "test_fm1973.py::test_cli_and_toml",
+    "test_fm1973.py::test_postgres_matches_duckdb",
+    "test_fm1973.py::test_results_are_stored_and_queryable",
+    "test_fm1973.py::test_capm_holds_tests_do_not_reject_and_gamma1_is_recovered",
+    "test_fm1973_plan.py::test_results_go_to_another_database",
+    "test_fm1973_plan.py::test_inline_script_runs_in_psql_as_printed",
+    "test_pooled_mimicking_v2.py::test_mimicking_postgres_equals_duckdb",
+    "test_pooled_mimicking_v2.py::test_pooled_postgres_equals_duckdb",
+    "test_update.py::test_update_as_new_name_keeps_the_old_run",
+    "test_update.py::test_update_on_postgres",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    seen: dict[str, int] = {}
+    for item in items:
+        key = item.nodeid.split("[", 1)[0]
+        name = key.rsplit("/", 1)[-1]
+        if name.split("::", 1)[0] in SLOW_FILES or name in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+        if getattr(item, "callspec", None) is None:
+            continue
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > FAST_CASES:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_terminal_summary(terminalreporter):

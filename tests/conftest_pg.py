@@ -61,8 +61,13 @@ def _as_server_user(cmd: list[str]) -> list[str]:
     try:
         pwd.getpwnam(PG_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER],
-                       check=True, capture_output=True)
+        made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER],
+                              capture_output=True)
+        if made.returncode != 0:  # another xdist worker may have created it meanwhile
+            try:
+                pwd.getpwnam(PG_USER)
+            except KeyError:
+                raise RuntimeError(f"cannot create the user {PG_USER}: {made.stderr.decode().strip()}") from None
     return ["runuser", "-u", PG_USER, "--", *cmd]
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import duckdb
-import oracles
 import polars as pl
+
+import oracles
 
 ENGINE_RTOL = 1e-10
 ENGINE_ATOL = 1e-12

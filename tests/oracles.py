@@ -315,7 +315,8 @@ def synthetic_panel(seed: int = 0, n_assets: int = 12, n_periods: int = 48, fact
             c = rng.standard_normal(len(chars))
             r = alpha[i] + beta[i] @ f[t] + gamma @ c + noise * rng.standard_normal()
             ret = None if (null_ret and rng.random() < null_ret) else float(r)
-            rows.append({"asset": f"A{i:03d}", "period": t + 1, "ret": ret, **{ch: float(c[j]) for j, ch in enumerate(chars)}})
+            rows.append({"asset": f"A{i:03d}", "period": t + 1, "ret": ret,
+                         **{ch: float(c[j]) for j, ch in enumerate(chars)}})
     schema = {"asset": pl.Utf8, "period": pl.Int64, "ret": pl.Float64, **{ch: pl.Float64 for ch in chars}}
     return pl.DataFrame(rows, schema=schema), factors
 

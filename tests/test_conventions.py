@@ -140,8 +140,8 @@ def test_sandwich_preset_by_hand(fit, nw_lags):
     assert got["nw_lags"].to_list() == lags
     t = lam.shape[0]
     oracles.assert_close(got["p_value"].to_numpy(),
-                         oracles.t_inference(lam.mean(0), np.array(want), t - 1)["p_value"], label="sandwich preset by hand",
-                         rtol=1e-9, what="p")
+                         oracles.t_inference(lam.mean(0), np.array(want), t - 1)["p_value"],
+                         label="sandwich preset by hand", rtol=1e-9, what="p")
     # prewhitening matters: the plain T-divisor NW with the same lags differs
     plain = np.array([oracles.nw_se(lam[:, [j]], lags[j], "T")[0] for j in range(3)])
     assert not np.allclose(plain, want, rtol=1e-4)
@@ -217,7 +217,8 @@ def test_preset_is_stated(fit):
 def test_bad_preset_values():
     from fmduck import Spec
 
-    with pytest.raises(SpecError, match="unknown conventions preset 'eviews'"):
+    with pytest.raises(SpecError, match="conventions.* must be one of fmduck, stata, linearmodels, sandwich, got "
+                                        ".eviews."):
         Spec(name="x", returns="t", chars=["a"], conventions="eviews")
     with pytest.raises(SpecError, match="conflicts with the 'sandwich' preset"):
         Spec(name="x", returns="t", chars=["a"], conventions="sandwich", nw_divisor="T-1")

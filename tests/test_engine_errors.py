@@ -183,6 +183,7 @@ def test_spec_errors(options, fragment):
 
 
 # ------------------------------------------------------------------------------------ runs
+@pytest.mark.slow
 def test_run_exists_and_replace(con, tables):
     first = _run(con)
     rows = _result_rows(con, "bad")
@@ -199,6 +200,7 @@ def test_run_exists_and_replace(con, tables):
     assert all(v == [(second.run["run_id"],)] for v in ids.values()), ids
 
 
+@pytest.mark.slow
 def test_failed_write_leaves_no_partial_rows(con, tables, monkeypatch):
     """A failure while writing the tables (simulated on the 4th insert) rolls the whole run back,
     including the delete of the run it was replacing."""

@@ -11,9 +11,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from fmduck.errors import InputError
-
 import oracles
+from fmduck.errors import InputError
 
 FACTORS = ["mkt", "smb"]
 KINDS = ["table", "csv", "parquet", "polars", "pandas"]

@@ -9,11 +9,11 @@ FM variance s²(λ_t)/T (debiased) — fmduck's "fm". With ``debiased=True`` inf
 
 from __future__ import annotations
 
+import linearmodels
 import pandas as pd
 import polars as pl
 import pytest
 import statsmodels.api as sm
-import linearmodels
 from linearmodels import FamaMacBeth as LMFamaMacBeth
 
 import oracles
@@ -116,6 +116,7 @@ def test_beta_regressors_vs_linearmodels(fit, intercept):
     _compare_lm(res, kernel, "nw", terms, "linearmodels kernel debiased=True (betas)", True)
     _compare_lambdas(res, kernel, terms, "linearmodels lambda_t (betas)")
     # average per-period R² (centred with an intercept, uncentred without) and adjusted R²
-    oracles.assert_close(res.estimates["avg_r2"][0], kernel.avg_rsquared, label="linearmodels FM (betas)", what="avg_r2")
+    oracles.assert_close(res.estimates["avg_r2"][0], kernel.avg_rsquared, label="linearmodels FM (betas)",
+                         what="avg_r2")
     oracles.assert_close(res.lambdas["adj_r2"].mean(), kernel.avg_adj_rsquared, label="linearmodels FM (betas)",
                          what="avg_adj_r2")

@@ -37,7 +37,8 @@ def _check_against_oracles(res, panel, factors, factor_cols, label, *, rf=None, 
     oracles.assert_close(_fm(res, "nw")["std_error"].to_numpy(), oracles.nw_se(x, lags, "T"),
                          label=f"{label}: pass 3", what="nw")
     f = lam.select("period_index").join(
-        factors.sort("period").with_row_index("period_index", offset=1).with_columns(pl.col("period_index").cast(pl.Int64)),
+        factors.sort("period").with_row_index("period_index", offset=1)
+        .with_columns(pl.col("period_index").cast(pl.Int64)),
         on="period_index").select(factor_cols).to_numpy()
     oracles.assert_close(_fm(res, "shanken")["std_error"].to_numpy(),
                          oracles.shanken_se(x, f, [terms.index(c) for c in factor_cols]),
@@ -110,6 +111,7 @@ def french():
     return _french()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factor_cols", [["MktRF"], ["MktRF", "SMB", "HML"]])
 def test_french_full_sample(fit, french, factor_cols):
     panel, factors = french
@@ -119,6 +121,7 @@ def test_french_full_sample(fit, french, factor_cols):
     assert res.lambdas.height == factors.height and res.lambdas["n"].unique().to_list() == [30]
 
 
+@pytest.mark.slow
 def test_french_rolling(fit, french):
     """60-month rolling betas on the last 20 years (keeps the numpy loop quick)."""
     panel, factors = french

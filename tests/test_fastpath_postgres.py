@@ -1,4 +1,5 @@
-"""The rolling fast path (sql/moments.sql.j2, fast branch) on a real PostgreSQL 15 server.
+"""The rolling fast path (sql/moments/rolling_fast.sql.j2 with sql/postgres/moments/window_sums.sql.j2) on a
+real PostgreSQL 15 server.
 
 PostgreSQL takes no column in a frame offset and has GENERATE_SERIES as a set-returning function, so
 its fast branch sums the per-asset variables over the RANGE frame of n and lists gap periods with a
@@ -13,15 +14,14 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from test_fastpaths import _panel, same_fits
-
-psycopg = pytest.importorskip("psycopg")
 
 from fmduck import moments as moments_mod
 from fmduck import templates
-from fmduck.engines.postgres import PostgresEngine
 from fmduck.model import FamaMacBeth
 from fmduck.spec import Spec
+from test_fastpaths import _panel, pass1_moments, same_fits
+
+psycopg = pytest.importorskip("psycopg")
 
 pytestmark = pytest.mark.postgres
 
@@ -44,33 +44,26 @@ def _gappy_panel() -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def _fit(pg, monkeypatch, fast: bool, options: dict):
-    """One rolling fit on PostgreSQL; returns the results, the pass-1 moments frame and the SQL sent."""
+    """One rolling fit on PostgreSQL; returns the results, the pass-1 moments frame, the pass-1
+    statement of the run and every statement PostgreSQL received."""
     monkeypatch.setattr(moments_mod, "FAST_ROLLING", fast)
-    frames: list[pl.DataFrame] = []
     sent: list[str] = []
-    original_columns = moments_mod.MomentColumns.columns
-    original_query = PostgresEngine.query
-
-    def grab(self, frame):
-        if "pidx" in frame.columns and "asset" in frame.columns:  # pass 1 (rolling: keys asset, pidx)
-            frames.append(frame)
-        return original_columns(self, frame)
-
-    def query(self, sql, params=None):
-        sent.append(sql)
-        return original_query(self, sql, params)
-
-    monkeypatch.setattr(moments_mod.MomentColumns, "columns", grab)
-    monkeypatch.setattr(PostgresEngine, "query", query)
     spec = Spec(name="fast" if fast else "plain", returns="panel", factors="factors",
                 factor_cols=["mkt", "smb", "hml"], **options)
     model = FamaMacBeth(spec, pg)
-    res = model.fit(write=False)
-    monkeypatch.setattr(moments_mod.MomentColumns, "columns", original_columns)
-    monkeypatch.setattr(PostgresEngine, "query", original_query)
-    pass1 = [s for label, s in model.statements if label == "pass 1 moments"]
+    with monkeypatch.context() as m:
+        for method in ("query", "execute", "create_scratch"):
+            original = getattr(pg, method)
+
+            def recorded(*args, _original=original, _method=method, **kwargs):
+                sent.append(str(args[1] if _method == "create_scratch" else args[0]))
+                return _original(*args, **kwargs)
+
+            m.setattr(pg, method, recorded)
+        res = model.fit(write=False)
+    pass1 = [s for label, s in model.statements if label.startswith("pass 1:") and "time-series" in label]
     assert len(pass1) == 1
-    return res, pl.concat(frames).sort("asset", "pidx"), pass1[0], sent
+    return res, pass1_moments(pg, spec), pass1[0], sent
 
 
 @pytest.mark.parametrize("options", [
@@ -78,6 +71,7 @@ def _fit(pg, monkeypatch, fast: bool, options: dict):
     {"window": 12, "min_obs": 5, "rf": "rf"},        # y = ret - f.rf: a per-asset variable reading a factor
     {"window": 8},                                    # default min_obs = K + 2
 ])
+@pytest.mark.slow
 def test_rolling_fast_path_matches_plain_windows_postgres(pg, monkeypatch, options):
     returns, factors = _gappy_panel()
     pg.create_table(templates.table("panel"), returns)

@@ -2,10 +2,12 @@
 
 - the blocked closed-form solver in fmduck/solve.py against the original einsum implementation
   (kept below as the reference) and against numpy, including singular and degenerate groups;
-- the rolling moments from cumulative factor sums corrected for gaps (sql/moments.sql.j2, fast
-  branch) against the plain RANGE-window moments, on panels with gaps, late listings, short
-  histories and periods where a factor is NULL;
-- the long first-pass frame built without a sort against the concat-and-sort construction.
+- the rolling moments from cumulative factor sums corrected for gaps (sql/moments/rolling_fast.sql.j2)
+  against the plain RANGE-window moments (sql/moments/rolling.sql.j2), on panels with gaps, late
+  listings, short histories and periods where a factor is NULL;
+- the long first-pass frame that results.FamaMacBethResults builds from the wide windows (e<j>, s<j>)
+  against the concat-and-sort construction, and the stored layout (first_pass_windows + the
+  first_pass view) against both.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pytest
 from fmduck import moments as moments_mod
 from fmduck import solve
 from fmduck.model import FamaMacBeth
-from fmduck.results import FirstPass
+from fmduck.results import FamaMacBethResults
 from fmduck.spec import Spec
 
 
@@ -254,28 +256,40 @@ def same_fits(fast, plain) -> None:
         _close(la[term].to_numpy(), lb[term].to_numpy(), 1e-8, normwise=True)
 
 
+def pass1_moments(database, spec: Spec) -> pl.DataFrame:
+    """The pass-1 moments of ``spec`` as the engine computes them: the plan's checks, profiles and
+    calendar are executed, then the moments query of pass 1's variables and rows (the query whose sums
+    pass 1 solves in SQL) is run on its own; sorted by asset, pidx (also used by
+    tests/test_fastpath_postgres.py)."""
+    from fmduck import designs
+    from fmduck.designs import twopass
+    from fmduck.engine import connect
+    from fmduck.passes import pass1
+    from fmduck.run import Run
+
+    engine = connect(database)
+    with Run(spec, engine) as run:
+        plan, setup = twopass.build(run, designs.get("twopass").catalog(spec, engine))
+        plan.execute(run, until="calendar")
+        sql = moments_mod.render_moments(run.dialect, pass1.keys(spec), [*setup.variables.factors, setup.variables.y],
+                                         setup.src.with_(betas=None), rolling=spec.rolling)
+        frame = run.query("pass 1 moments", sql, pass1.params(spec))
+    return frame.sort("asset", "pidx")
+
+
 def test_rolling_fast_path_moments_match_plain(monkeypatch):
     returns, factors = _panel(5, assets=30, periods=70)
+    spec = Spec(name="m", returns=returns, factors=factors, factor_cols=["mkt", "smb", "hml"], window=20, min_obs=8)
     frames = {}
     for fast in (True, False):
         monkeypatch.setattr(moments_mod, "FAST_ROLLING", fast)
-        captured = {}
-        original = moments_mod.MomentColumns.columns
-
-        def grab(self, frame, _captured=captured, _original=original):
-            if "pidx" in frame.columns and "asset" in frame.columns:  # pass 1 (streamed: one call per batch)
-                _captured.setdefault("fast", []).append(frame)
-            return _original(self, frame)
-
-        monkeypatch.setattr(moments_mod.MomentColumns, "columns", grab)
         con = duckdb.connect()
-        FamaMacBeth(Spec(name="m", returns=returns, factors=factors, factor_cols=["mkt", "smb", "hml"],
-                         window=20, min_obs=8), con).fit(write=False)
+        frames[fast] = pass1_moments(con, spec)
         con.close()
-        frames[fast] = pl.concat(captured["fast"]).sort("asset", "pidx")
-        monkeypatch.setattr(moments_mod.MomentColumns, "columns", original)
     a, b = frames[True], frames[False]
+    assert a.height > 100
     assert a.select("asset", "pidx", "n").equals(b.select("asset", "pidx", "n"))
+    assert a.columns == b.columns
     for col in a.columns[3:]:
         x, y = a[col].to_numpy(), b[col].to_numpy()
         assert np.max(np.abs(x - y)) <= 1e-12 * max(1.0, np.max(np.abs(y))), col
@@ -284,16 +298,24 @@ def test_rolling_fast_path_moments_match_plain(monkeypatch):
 def test_fast_path_only_for_duckdb_and_postgres_rolling_factor_columns():
     from sqlglot import exp
 
-    from fmduck.moments import Variable, common_aliases
+    from fmduck.moments import RowSource, Variable, common_aliases, moments_source
 
     f = Variable("mkt", exp.column("mkt", table="f"), 0.0)
     y = Variable("y", exp.Sub(this=exp.column("ret", table="p"), expression=exp.column("rf", table="f")), 0.0)
-    src = {"factors": '"factors"'}
-    assert common_aliases("duckdb", [f, y], ["v0", "v1"], src, rolling=True) == ["v0"]
-    assert common_aliases("duckdb", [f, y], ["v0", "v1"], src, rolling=False) == []
-    assert common_aliases("postgres", [f, y], ["v0", "v1"], src, rolling=True) == ["v0"]  # test_fastpath_postgres
-    assert common_aliases("spark", [f, y], ["v0", "v1"], src, rolling=True) == []
-    assert common_aliases("duckdb", [f, y], ["v0", "v1"], {"factors": None}, rolling=True) == []
+    assert common_aliases([f, y], ["v0", "v1"]) == ["v0"]   # y reads the panel: per asset
+    src = RowSource(dialect="duckdb", returns='"panel"', asset='"asset"', panel_key='r."period"', calendar='"cal"',
+                    factors='"factors"', factor_key='f."period"')
+
+    def fast(dialect: str, rolling: bool = True, **changes) -> bool:
+        sql = moments_source(dialect, ["asset", "pidx"] if rolling else ["asset"], [f, y], src.with_(**changes),
+                             rolling=rolling)
+        return "fmduck_gaps" in sql
+
+    assert fast("duckdb") and fast("postgres")          # tests/test_fastpath_postgres.py
+    assert not fast("spark")
+    assert not fast("duckdb", rolling=False)
+    assert not fast("duckdb", factors=None, factor_key=None)
+    assert not fast("duckdb", weight='p."w"')
 
 
 # ----------------------------------------------------------------------------- long first-pass frame
@@ -314,6 +336,18 @@ def _ref_long(keys, terms, fit, ok):
     ).sort(["asset", "period_index", "term"], nulls_last=False)
 
 
+def _held(keys: pl.DataFrame, terms: list[str], fit, ok) -> FamaMacBethResults:
+    """A results object holding the usable windows wide, as a fit with write=False does."""
+    wide = keys.filter(pl.Series(ok)).with_columns(
+        *[pl.Series(f"e{j}", fit.params[ok, j]) for j in range(len(terms))],
+        *[pl.Series(f"s{j}", fit.std_errors[ok, j]) for j in range(len(terms))],
+        pl.Series("nobs", fit.nobs[ok]), pl.Series("r2", fit.r2[ok]), pl.Series("adj_r2", fit.adj_r2[ok]),
+        pl.Series("rmse", fit.rmse[ok]))
+    run = {"run_name": "held", "run_id": "0" * 32, "first_pass_terms": terms}
+    empty = pl.DataFrame()
+    return FamaMacBethResults(run, lambdas=empty, estimates=empty, pricing_errors=empty, skipped=empty, first_pass=wide)
+
+
 @pytest.mark.parametrize("rolling", [True, False])
 def test_long_first_pass_matches_concat_and_sort(rolling):
     rng = np.random.default_rng(4)
@@ -329,56 +363,63 @@ def test_long_first_pass_matches_concat_and_sort(rolling):
         keys = pl.DataFrame({"asset": [f"x{i}" for i in rng.permutation(g)]}).with_columns(
             pl.lit(None, pl.Utf8).alias("period"), pl.lit(None, pl.Int64).alias("period_index"))
     terms = ["const", "zeta", "alpha", "mkt"]
-    assert FirstPass(keys, terms, fit, ok).long().equals(_ref_long(keys, terms, fit, ok))
+    long = _held(keys, terms, fit, ok).first_pass
+    assert long.drop("run_name", "run_id").equals(_ref_long(keys, terms, fit, ok))
 
 
 @pytest.mark.parametrize("window", [20, None])
 def test_first_pass_held_wide_matches_long_and_stored(window):
-    """results.first_pass (built lazily from the wide pass-1 results), its pieces, and the rows written
-    by the SQL unpivot (DuckDB) and by the batched insert (other engines) are the same long table."""
-    from fmduck.results import load_run
+    """results.first_pass (built on first access from the wide windows), the same run held in memory
+    (write=False), loaded back (load_run, read in pieces from first_pass_windows) and the rows of the
+    first_pass view in SQL are the same long table."""
+    from fmduck.store import load_run
 
     returns, factors = _panel(6, assets=25, periods=60)
     con = duckdb.connect()
     spec = Spec(name="w", returns=returns, factors=factors, factor_cols=["mkt", "smb", "hml"],
                 window=window, min_obs=8)
     res = FamaMacBeth(spec, con).fit()
-    lazy = res.__dict__["_lazy_first_pass"]
-    assert isinstance(lazy, FirstPass)  # not built by fit()
+    assert "first_pass" not in res.__dict__  # not built by fit()
     long = res.first_pass
-    assert long.height == lazy.height and long.height > 0
-    assert pl.concat(list(lazy.batches(size=37))).equals(long)
+    assert long.height > 0 and long.height % 4 == 0
+    drop = ["run_name", "run_id"]
     stored = load_run(con, "w").first_pass
     assert stored.equals(long)
+    held = FamaMacBeth(spec.replace_with(name="w_held"), con).fit(write=False).first_pass
+    assert held.drop(drop).equals(long.drop(drop))
+    view = con.sql("SELECT * FROM fmduck.first_pass WHERE run_name = 'w' ORDER BY asset, period_index, term").pl()
+    assert view.drop(drop).equals(long.select(view.columns).drop(drop))
     # the same frame as the reference construction (concat per term + sort)
-    ref = long.drop("run_name", "run_id").sort(["asset", "period_index", "term"], nulls_last=False)
-    assert ref.equals(long.drop("run_name", "run_id"))
+    ref = long.drop(drop).sort(["asset", "period_index", "term"], nulls_last=False)
+    assert ref.equals(long.drop(drop))
     estimate = long.filter(pl.col("term") == "mkt")["estimate"].to_numpy()
     assert np.all(np.isfinite(estimate))
 
 
-def test_first_pass_batched_insert_for_other_engines(monkeypatch):
-    """Engines other than DuckDB receive the long rows in pieces (same rows, same order)."""
-    from fmduck import results as results_mod
+@pytest.mark.slow
+def test_first_pass_copied_in_pieces_to_another_results_engine(monkeypatch):
+    """A results database other than the run's receives the first-pass windows in pieces (uploaded,
+    then turned into first_pass_windows rows by SQL): the same rows as a run held in memory."""
+    from fmduck import store
+    from fmduck.engine import DuckDBEngine
 
     returns, factors = _panel(7, assets=20, periods=50)
     spec = Spec(name="b", returns=returns, factors=factors, factor_cols=["mkt", "smb", "hml"], window=20, min_obs=8)
-    res = FamaMacBeth(spec, duckdb.connect()).fit(write=False)
-    lazy = res.__dict__["_lazy_first_pass"]
-    monkeypatch.setattr(results_mod.FirstPass, "batches",
-                        lambda self, size=1_000_000, _orig=results_mod.FirstPass.batches: _orig(self, size=29))
+    results = DuckDBEngine(duckdb.connect())
+    uploads: list[int] = []
+    upload = results.upload
 
-    class Collect:
-        dialect = "postgres"
+    def counting_upload(name, frame):
+        if "e0" in frame.columns:
+            uploads.append(frame.height)
+        upload(name, frame)
 
-        def __init__(self):
-            self.pieces: list = []
-
-        def insert(self, table_sql, frame):
-            assert table_sql == "s.first_pass"
-            self.pieces.append(frame)
-
-    engine = Collect()
-    lazy.insert(engine, "s.first_pass")
-    assert len(engine.pieces) > 1
-    assert pl.concat(engine.pieces).equals(res.first_pass)
+    monkeypatch.setattr(results, "upload", counting_upload)
+    frames = store.TableCopy.frames
+    monkeypatch.setattr(store.TableCopy, "frames", lambda self, rows=29: frames(self, rows))
+    FamaMacBeth(spec, duckdb.connect(), results=results).fit()
+    held = FamaMacBeth(spec, duckdb.connect()).fit(write=False)
+    assert len(uploads) > 1 and sum(uploads) == held.first_pass.height // 4
+    stored = store.load_run(results, "b").first_pass
+    drop = ["run_name", "run_id"]
+    assert stored.drop(drop).equals(held.first_pass.drop(drop))

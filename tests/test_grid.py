@@ -74,6 +74,7 @@ def test_missing_value_rule(con):
     assert grid.runs[2].lambdas["n"].to_list() == n_all.tolist()
 
 
+@pytest.mark.slow
 def test_grid_with_betas(con):
     panel, factors = oracles.synthetic_panel(seed=63, n_assets=15, n_periods=36, chars=["c1", "c2"], missing=0.05)
     panel = panel.with_columns(pl.when(pl.col("asset") == "A002").then(None).otherwise(pl.col("c2")).alias("c2"))
@@ -91,6 +92,7 @@ def test_grid_with_betas(con):
     assert "-- pass 1: full-sample" in texts[0] and all("-- pass 1: full-sample" not in t for t in texts[1:])
 
 
+@pytest.mark.slow
 def test_grid_from_toml_and_cli(tmp_path):
     db = tmp_path / "g.duckdb"
     csv = tmp_path / "panel.csv"

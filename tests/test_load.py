@@ -299,3 +299,26 @@ def test_cli_load(tmp_path):
     out = fmduck("load", db, amb, "--table", "a", "--period-name", "date")
     assert out.returncode == 0 and "fmduck: note: " in out.stderr
     assert "'listed'" in out.stderr and "kept as text" in out.stderr
+
+
+def test_ken_french_layout_without_unit_says_it_kept_percent(tmp_path):
+    """A Ken French file loaded without --unit keeps its values and says so, with their typical size and
+    the fix; --unit decimal is the explicit choice (no note); --unit percent divides."""
+    db = tmp_path / "kf.duckdb"
+    path = write(tmp_path, "F-F.csv", ",Mkt-RF,SMB,RF\n199501,7.13,1.87,0.26\n199502,-0.82,1.99,0.25\n")
+    out = fmduck("load", db, path, "--table", "ff")
+    assert out.returncode == 0, out.stderr
+    note = [ln for ln in out.stderr.splitlines() if ln.startswith("fmduck: note: ")]
+    # the median |x| of 7.13, 1.87, 0.26, 0.82, 1.99, 0.25
+    assert len(note) == 1 and "loaded as they are (typical |x| 1.35)" in note[0] and "--unit percent" in note[0]
+    out = fmduck("load", db, path, "--table", "ff2", "--unit", "decimal")
+    assert out.returncode == 0 and "note" not in out.stderr
+    wide = write(tmp_path, "ports.csv", ",S1V1,S1V3\n194901,-0.71,5.34\n194902,2.5,-4.68\n")
+    out = fmduck("load", db, wide, "--table", "p", "--wide")
+    assert "typical |x| 3.59" in out.stderr  # median of 0.71, 2.5, 4.68, 5.34
+    out = fmduck("load", db, wide, "--table", "p2", "--wide", "--unit", "percent")
+    assert out.returncode == 0 and "note" not in out.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.sql("SELECT \"Mkt-RF\" FROM ff ORDER BY period").fetchall() == [(7.13,), (-0.82,)]
+    assert con.sql("SELECT ret FROM p2 WHERE asset = 'S1V1' ORDER BY period").fetchall() == [(-0.71 / 100,), (2.5 / 100,)]
+    con.close()

@@ -34,6 +34,7 @@ def _same_tests(a, b) -> None:
                          label="tests of the model: postgres vs duckdb", rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_model_tests_on_postgres(pg):
     panel, factors = oracles.synthetic_panel(seed=71, n_assets=8, n_periods=40, noise=1.0)
     pg.create_table('"issue9_panel"', panel)

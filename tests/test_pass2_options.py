@@ -36,7 +36,7 @@ def weighted_panel(seed: int = 51, n_assets: int = 30, n_periods: int = 15, bad_
 
 def _per_period(df: pd.DataFrame, weighted: bool, dummies: bool) -> pl.DataFrame:
     rows = []
-    for idx, (period, g) in enumerate(df.groupby("period")):
+    for idx, (_, g) in enumerate(df.groupby("period")):
         x = g[CHARS]
         if dummies:
             x = pd.concat([x, pd.get_dummies(g["industry"], dtype=float)], axis=1)  # all categories, no const
@@ -69,7 +69,8 @@ def test_wls_vs_statsmodels(fit):
 
 def test_negative_weights_are_an_error(fit):
     panel = weighted_panel(bad_weights=False).with_columns(
-        pl.when((pl.col("asset") == "f03") & (pl.col("period") == 4)).then(-1.0).otherwise(pl.col("mcap")).alias("mcap"))
+        pl.when((pl.col("asset") == "f03") & (pl.col("period") == 4)).then(-1.0).otherwise(pl.col("mcap"))
+        .alias("mcap"))
     with pytest.raises(InputError, match=r"--weights column 'mcap' has 1 negative value\(s\) \(periods 4\)"):
         fit(returns=panel, chars=CHARS, weights="mcap")
 
@@ -106,7 +107,7 @@ def test_weights_with_betas_vs_statsmodels(fit):
     betas = oracles.betas_from(oracles.pass1_full(panel, factors, ["mkt", "smb"]))
     df = panel.to_pandas()
     rows = []
-    for idx, (period, g) in enumerate(df.groupby("period")):
+    for idx, (_, g) in enumerate(df.groupby("period")):
         b = np.array([betas[a] for a in g["asset"]])
         fitw = sm.WLS(g["ret"].to_numpy(), sm.add_constant(b), weights=g["w"].to_numpy()).fit()
         rows.append({"period_index": idx + 1, "const": fitw.params[0], "mkt": fitw.params[1], "smb": fitw.params[2]})
@@ -114,6 +115,7 @@ def test_weights_with_betas_vs_statsmodels(fit):
                            label="WLS on full-sample betas vs statsmodels WLS")
 
 
+@pytest.mark.slow
 def test_cli_options(tmp_path, capsys):
     """--weights, --absorb, --standardize, --rank, --winsorize through fmduck.cli.main."""
     from fmduck.cli import main

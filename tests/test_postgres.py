@@ -15,9 +15,10 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import oracles
 import polars as pl
 import pytest
+
+import oracles
 from engine_cases import (
     CASES,
     ENGINE_ATOL,
@@ -29,9 +30,9 @@ from engine_cases import (
 
 psycopg = pytest.importorskip("psycopg")
 
-from fmduck import FamaMacBeth, Spec, connect, load_run, templates
-from fmduck.engines.postgres import PostgresEngine
-from fmduck.errors import InputError, SpecError
+from fmduck import FamaMacBeth, Spec, connect, load_run, templates  # noqa: E402 - after the psycopg skip
+from fmduck.engines.postgres import PostgresEngine  # noqa: E402
+from fmduck.errors import InputError, SpecError  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +83,7 @@ def test_rolling_first_pass_matches_numpy_oracle(pg):
                            ["estimate", "std_error", "t_stat", "r2", "nobs"], label="postgres pass1 rolling vs numpy")
 
 
+@pytest.mark.slow
 def test_replace_run_in_one_transaction(pg):
     panel, factors, options = case("full")
     _load(pg, "panel", panel)
@@ -96,6 +98,7 @@ def test_replace_run_in_one_transaction(pg):
 
 
 # ---------------------------------------------------------------- read-only source
+@pytest.mark.slow
 def test_read_only_role_writes_results_to_local_duckdb(pg_server, pg_url, pg, tmp_path):
     """A role with SELECT only: the run succeeds with --results, PostgreSQL gets no schema, no table."""
     panel, factors, options = case("rolling")
@@ -128,6 +131,7 @@ def test_read_only_role_writes_results_to_local_duckdb(pg_server, pg_url, pg, tm
 
 
 # ---------------------------------------------------------------- identifiers and types
+@pytest.mark.slow
 def test_schema_qualified_mixed_case_names(pg):
     panel, factors, options = case("full")
     renamed = panel.rename({"asset": "PERMNO", "period": "Month End", "ret": "RetX", "rf": "Rf"})
@@ -214,6 +218,7 @@ def _no_run_id(sql: str) -> str:
     return re.sub(r"(fmduck_[a-z_0-9]+?)_[0-9a-f]{8}\b", r"\1_RUN", sql)
 
 
+@pytest.mark.slow
 def test_sql_command_prints_exactly_what_postgres_runs(pg, pg_url, tmp_path):
     panel, factors, options = case("rolling")
     _load(pg, "panel", panel)
@@ -231,6 +236,9 @@ def test_sql_command_prints_exactly_what_postgres_runs(pg, pg_url, tmp_path):
     FamaMacBeth(_spec("s", "panel", "factors", options), engine).fit(write=False)
     executed = {_no_run_id(s) for s in engine.log}
     for label, sql in printed:
+        if label.startswith("check in Python: "):  # a decision on what earlier steps found: no SQL of its own
+            assert sql == ""
+            continue
         assert _no_run_id(sql) in executed, f"printed {label!r} SQL was not executed verbatim"
     engine.close()
     # from a DuckDB file, --dialect postgres renders as the PostgreSQL engine does: the same text
@@ -246,6 +254,7 @@ def test_sql_command_prints_exactly_what_postgres_runs(pg, pg_url, tmp_path):
         [(lab, _no_run_id(s)) for lab, s in printed]
 
 
+@pytest.mark.slow
 def test_cli_load_run_show_on_postgres_url(pg, pg_url, tmp_path):
     panel, factors, options = case("full")
     panel.write_parquet(tmp_path / "panel.parquet")

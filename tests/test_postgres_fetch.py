@@ -36,6 +36,47 @@ QUERIES = {
 PARAMS = {"a": 41, "x": 0.1 + 0.2, "s": "it's"}
 
 
+class _Cursor:
+    """A psycopg cursor that records the COPY statements it runs."""
+
+    def __init__(self, cur, copies: list[str]) -> None:
+        self.cur, self.copies = cur, copies
+
+    def __enter__(self):
+        self.cur.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.cur.__exit__(*exc)
+
+    def copy(self, statement, *args, **kwargs):
+        self.copies.append(str(statement))
+        return self.cur.copy(statement, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.cur, name)
+
+
+class _Connection:
+    def __init__(self, con, copies: list[str]) -> None:
+        self.con, self.copies = con, copies
+
+    def cursor(self, *args, **kwargs):
+        return _Cursor(self.con.cursor(*args, **kwargs), self.copies)
+
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+
+
+def _fetched_by_copy(engine, monkeypatch, sql: str, params) -> tuple[pl.DataFrame, bool]:
+    """``engine.query(sql, params)`` and whether the result came through ``COPY ... TO STDOUT``."""
+    copies: list[str] = []
+    with monkeypatch.context() as m:
+        m.setattr(engine, "con", _Connection(engine.con, copies))
+        frame = engine.query(sql, params)
+    return frame, any(c.startswith("COPY (") and c.endswith("TO STDOUT (FORMAT csv)") for c in copies)
+
+
 def _same(a: pl.DataFrame, b: pl.DataFrame) -> None:
     assert a.columns == b.columns and a.dtypes == b.dtypes and a.height == b.height
     for col in a.columns:
@@ -51,19 +92,19 @@ def test_copy_fetch_equals_row_fetch(pg, monkeypatch, label):
     engine = pg
     sql = QUERIES[label]
     params = PARAMS if "%(" in sql else None
-    copied = engine.query(sql, params)
-    monkeypatch.setattr(pg_mod, "COPY_FETCH", False)
-    rows = engine.query(sql, params)
-    _same(copied, rows)
-    used_copy = engine._query_copy(sql, params) is not None
+    copied, used_copy = _fetched_by_copy(engine, monkeypatch, sql, params)
     assert used_copy == (label in {"numbers and text", "parameters", "no rows", "a WITH query"})
+    monkeypatch.setattr(pg_mod, "COPY_FETCH", False)
+    rows, by_copy = _fetched_by_copy(engine, monkeypatch, sql, params)
+    assert not by_copy
+    _same(copied, rows)
 
 
-def test_copy_keeps_doubles_bit_for_bit(pg):
+def test_copy_keeps_doubles_bit_for_bit(pg, monkeypatch):
     engine = pg
     values = [0.1, 1 / 3, 2.0 ** -1074, 123456.789e-200, -9.999999999999999e22]
     sql = "SELECT * FROM (VALUES " + ", ".join(f"({i}, %(v{i})s::double precision)" for i in range(len(values))) + \
         ") AS t(i, v) ORDER BY i"
-    got = engine.query(sql, {f"v{i}": v for i, v in enumerate(values)})
-    assert engine._query_copy(sql, {f"v{i}": v for i, v in enumerate(values)}) is not None
+    got, used_copy = _fetched_by_copy(engine, monkeypatch, sql, {f"v{i}": v for i, v in enumerate(values)})
+    assert used_copy
     assert got["v"].to_list() == values

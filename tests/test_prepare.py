@@ -50,10 +50,19 @@ def pandas_prepare(panel: pl.DataFrame, winsor: dict[str, float], standardize: l
 
 
 def _prepared(con, spec: Spec) -> pd.DataFrame:
+    """The prepared panel as a run reads it: prepare.build's SQL (DuckDB syntax, the source every query
+    of the run selects from) run with its parameters; the run's pass-2 SQL embeds that same text."""
+    from fmduck import prepare, templates
+    from fmduck.engine import connect
+
+    engine = connect(con)
+    relation = engine.relation(spec.returns, "returns")
+    sql, params, _ = prepare.build(spec, relation, "duckdb")
     model = FamaMacBeth(spec, con)
-    model.fit(write=False)
-    sql = dict(model.statements)["per-period preparation (used as the panel by every later query)"]
-    return con.execute(sql, model._prepared_params).df()
+    plan = model.plan()
+    pass2 = next(step for step in plan if step.key == "lambdas")
+    assert f"({sql})" in pass2.source and set(params) <= set(pass2.params)
+    return engine.query(templates.transpile(sql, "duckdb"), params).to_pandas()
 
 
 CASES = [
@@ -89,7 +98,7 @@ def test_prepared_lambdas_vs_pandas_ols(fit):
               char_lag=0)
     df = pandas_prepare(panel, winsor, std, rank).dropna(subset=["ret", "size", "bm", "mom"])
     rows = []
-    for period, g in df.groupby("period"):
+    for _, g in df.groupby("period"):
         out = oracles.ols_numpy(g["ret"].to_numpy(), g[["size", "bm", "mom"]].to_numpy())
         rows.append({"period_index": len(rows) + 1, **dict(zip(["const", "size", "bm", "mom"], out["params"]))})
     want = pl.DataFrame(rows)

@@ -19,7 +19,7 @@ from typing import Any
 
 from fmduck.errors import SpecError
 
-BUILTIN = ("fmduck.designs.twopass", "fmduck.designs.fm1973", "fmduck.designs.pooled", "fmduck.designs.mimicking")
+BUILTIN = ("fmduck.designs.twopass_design", "fmduck.designs.fm1973", "fmduck.designs.pooled", "fmduck.designs.mimicking")
 
 
 @dataclass
@@ -117,11 +117,9 @@ def get(name: Any) -> Design:
 
 
 def results_class(design: Any) -> Any:
-    """The results class of runs of ``design`` (a name): the design's own, else FamaMacBethResults."""
-    from fmduck.results import FamaMacBethResults
-
+    """The design's own results class for runs of ``design`` (a name); None: the base FamaMacBethResults."""
     found = registry().get(design)
-    return (found.results_class if found is not None else None) or FamaMacBethResults
+    return found.results_class if found is not None else None
 
 
 def se_order() -> dict[str, int]:

@@ -4,7 +4,7 @@
 means shift the moments), the calendar, pass 1, pass 2, pricing errors — as a :class:`fmduck.plan.Plan`;
 :meth:`TwoPass.fit` executes it and finishes in Python with what is small: λ_t (pass 3), the tests of
 the model, the run record. A specification grid (``grid``) shares the same checks, calendar and pass 1
-(:mod:`fmduck.designs.grid`).
+(:mod:`fmduck.designs.grid`). The design object itself is in :mod:`fmduck.designs.twopass_design`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import polars as pl
 
 from fmduck import checks, fingerprints, inputs, pass2_options, prepare, templates
 from fmduck.covariance import InferenceOptions
-from fmduck.designs import Design, RunOutput
-from fmduck.errors import EstimationError, InputError, SpecError
+from fmduck.designs import RunOutput
+from fmduck.errors import EstimationError, SpecError
 from fmduck.inference import LAG_RULES, NW_DIVISORS, factor_covariance
 from fmduck.moments import RowSource, Variable
 from fmduck.passes import coverage, csr, pass1, pass2, pass3, pricing
@@ -302,61 +302,3 @@ def _coverage_frame(frame: pl.DataFrame) -> pl.DataFrame | None:
 
 def _skipped_frame(frame: pl.DataFrame, pass_name: str) -> pl.DataFrame:
     return frame.select(pl.lit(pass_name).alias("pass"), *[c for c in frame.columns])
-
-
-def fit_weighted_csr(run: Any, cat: inputs.Catalog) -> RunOutput:
-    """``csr = gls | wls``: pass 1 in the engine, the CSR of the balanced block in Python (its γ_t are
-    the run's λ_t), then the pricing errors and pass 3 on them as usual."""
-    spec = run.spec
-    reason = csr.not_applicable(spec)
-    if reason:
-        raise SpecError(f"--csr {spec.csr}: {reason}")
-    plan, setup = build_shared(run, cat, spec)
-    factors = [{"ident": templates.ident(c), "alias": f"f{j}"} for j, c in enumerate(spec.factor_cols)]
-    plan.add("factor_series", "factor series", templates.source(
-        "factor_series", plan.dialect, relation=cat.factors.sql, key=cat.factor_key.sql("f"),
-        calendar=plan.name("calendar"), factors=factors), then=lambda state, frame: state.__setitem__("factor_series", frame))
-    csr.add(plan, spec, setup)
-    state = plan.execute(run)
-    run.say(f"pass 2: one {spec.csr.upper()} cross-sectional regression on mean returns (Kan-Robotti-Shanken)")
-    res = csr.fit(spec, state)
-    table = run.upload("lambdas", csr.gamma_table(res, spec, state["csr_pidx"], state["csr_R"]))
-    mplan, msetup = build_member(run, cat, spec, setup, table)
-    mstate = mplan.execute(run, State(dict(state.values)))
-    mstate["csr_result"] = res
-    return finish(run, spec, msetup, mstate)
-
-
-# ====================================================================== the design
-class TwoPass(Design):
-    name = "twopass"
-    help = "two-pass Fama-MacBeth: betas (full or rolling) and/or characteristics, per-period cross sections"
-    update = None
-    tables = {"covariance_prices": csr.PRICES_TABLE}
-
-    def validate(self, spec: Any) -> None:
-        validate_spec(spec)
-
-    def plan(self, run: Any, catalog: Any) -> Plan:
-        if run.spec.grid:
-            from fmduck.designs import grid
-
-            return grid.build(run, catalog)[0]
-        return build(run, catalog)[0]
-
-    def fit(self, run: Any) -> RunOutput | list:
-        spec = run.spec
-        run.say("checking inputs")
-        cat = self.catalog(spec, run.engine)
-        if spec.grid:
-            from fmduck.designs import grid
-
-            return grid.fit(run, cat)
-        if spec.csr != "ols":
-            return fit_weighted_csr(run, cat)
-        plan, setup = build(run, cat)
-        state = plan.execute(run)
-        return finish(run, spec, setup, state)
-
-
-DESIGN = TwoPass()
