@@ -12,6 +12,7 @@ without loading the engines.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -69,7 +70,7 @@ def _database(p: argparse.ArgumentParser, text: str = "the database: a DuckDB fi
 
 
 # ====================================================================== spec options
-def _add_option(group: argparse._ArgumentGroup, option: Any) -> None:
+def _add_option(group: Any, option: Any) -> None:  # an argparse argument group
     kw: dict[str, Any] = {"help": option.help, "dest": option.name, "default": None}
     if option.kind == "bool":
         kw["action"] = "store_true"
@@ -117,7 +118,7 @@ def add_spec_arguments(p: argparse.ArgumentParser, *, results: bool = True) -> N
 
     p.add_argument("--config", type=Path, metavar="SPEC.toml",
                    help="TOML spec file; options given on the command line override it")
-    groups: dict[str, argparse._ArgumentGroup] = {}
+    groups: dict[str, Any] = {}  # argparse argument groups by title
     skip = {"returns_frame"} | (set() if results else {"replace", "schema", "first_pass"})
     designs = registry()
     for option in CORE:
@@ -284,9 +285,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from fmduck import report
+    from fmduck.report import command
 
-    return report.cmd_report(args)
+    return command.cmd_report(args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -364,16 +365,16 @@ def _parser(command: str) -> argparse.ArgumentParser:
         from fmduck.load import add_arguments as add_load_arguments
 
         add_load_arguments(p)
-        if not any(a.dest == "quiet" for a in p._actions):
+        if p.get_default("quiet") is None:  # not declared by the command's own options
             _quiet(p)
     elif command == "demo":
         p.add_argument("-o", "--output", default="fmduck-demo.duckdb",
                        help="database to write (default fmduck-demo.duckdb)")
         _quiet(p)
     elif command in ("report", "export"):
-        module = __import__(f"fmduck.{command}", fromlist=["add_arguments"])
+        module = importlib.import_module({"report": "fmduck.report.command", "export": "fmduck.export"}[command])
         module.add_arguments(p)
-        if not any(a.dest == "quiet" for a in p._actions):
+        if p.get_default("quiet") is None:  # not declared by the command's own options
             _quiet(p)
     p.set_defaults(func=globals()[f"cmd_{command}"])
     return p

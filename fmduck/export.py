@@ -123,7 +123,7 @@ def export(database: str | Path, run: str, fmt_name: str = "csv", *, table: str 
     """Export ``table`` of the stored ``run``: the library call behind ``fmduck export``.
 
     ``output``: a file path, a text stream, or None to get the text back."""
-    from fmduck.report import load_runs
+    from fmduck.report.loading import load_runs
 
     if fmt_name not in EXPORT_FORMATS:
         raise SpecError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt_name!r}")

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from sqlglot import exp
 
 from fmduck import templates
 from fmduck.engine import DuckDBEngine, Engine
@@ -70,9 +71,16 @@ def read_file(path: str | Path, *, missing: tuple[str, ...] = MISSING, text: tup
 def load(engine: Engine, path: str | Path, table: str, *, replace: bool = False,
          notify: Callable[[str], None] | None = None, **options: Any) -> int:
     """Load ``path`` into a new table ``table``; return the number of rows written. ``options``: those
-    of :func:`prepare`; ``notify`` receives notes (columns kept as text) for the user."""
+    of :func:`prepare`; ``notify`` receives notes (columns kept as text) for the user. An existing
+    ``table`` is refused (unless ``replace``) before the file is read."""
+    table_sql = templates.table(table)
+    if not replace:
+        parsed = exp.to_table(table, dialect="duckdb")
+        schema = parsed.db or ("public" if engine.dialect == "postgres" else "main")
+        if engine.table_columns(schema, parsed.name) is not None:
+            raise InputError(f"table {table} already exists; --replace overwrites it, or load into another --table")
     frame = read_prepared(path, notify=notify, **options)
-    engine.create_table(templates.table(table), frame, replace=replace)
+    engine.create_table(table_sql, frame, replace=replace)
     return frame.height
 
 

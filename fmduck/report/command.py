@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from fmduck.report import report
+    from fmduck.report.api import report
     from fmduck.report.render import check_output
 
     output = check_output(args.output)  # a folder is an error before anything else

@@ -27,10 +27,15 @@ from fmduck.report.assets import FirstPass
 from fmduck.report.figures import make_plots
 from fmduck.report.options import FORMATS, ReportOptions
 from fmduck.report.tables import (
-    appendix, comparison_table, environment_versions, first_pass_table, krs_tables, lambda_table, se_name,
+    appendix,
+    comparison_table,
+    environment_versions,
+    first_pass_table,
+    krs_tables,
+    lambda_table,
+    se_name,
 )
 from fmduck.results import FamaMacBethResults
-
 
 TEX_FOOTER_LABELS = {"T": "$T$ (periods)", "N": "Avg.\\ $N$", "R2": "Avg.\\ $R^2$", "SE": "SE"}
 
