@@ -12,7 +12,9 @@ stored SQL and spec JSON) is data: it reaches
   ``Markup.format``, which escapes the parts);
 - matplotlib through :func:`mpl` / :func:`mpl_label` (no mathtext from data: ``$`` is escaped);
 - a terminal or a text file through :func:`text` (control characters shown as ``\\xNN``);
-- Markdown tables through :func:`md`.
+- Markdown tables through :func:`md`;
+- CSV cells a spreadsheet may open through :func:`csv_cell` (text starting with ``= + - @`` or a tab
+  or carriage return gets a leading ``'``, so it is shown, not evaluated as a formula).
 
 Labels: a raw name is shown exactly as it is (``log_size`` prints as ``log_size``). Only a label the
 user gives (``--labels``) may carry a subscript: ``base_{sub}`` explicitly, or ``base_sub`` (the
@@ -229,3 +231,23 @@ def md(value: Any) -> str:
     """A Markdown table cell: Markdown specials and ``|`` backslash-escaped, one line."""
     one_line = _visible_controls(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
     return _MD_SPECIAL.sub(r"\\\1", one_line)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell of a CSV file: one that a spreadsheet would read as a formula (``=HYPERLINK(...)``,
+    ``+1``, ``@SUM``) is prefixed with ``'``; numbers and other text are unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_column(name: str) -> Any:
+    """:func:`csv_cell` over a text column of a polars frame (a vectorised expression)."""
+    import polars as pl
+
+    col = pl.col(name)
+    pattern = "^[" + re.escape("".join(FORMULA_START)) + "]"
+    return pl.when(col.str.contains(pattern)).then(pl.lit("'") + col).otherwise(col).alias(name)

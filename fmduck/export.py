@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import polars as pl
 
 from fmduck.errors import FmduckError, SpecError
-from fmduck.escape import md
+from fmduck.escape import csv_column, md
 from fmduck.formatting import fmt
 from fmduck.results import FamaMacBethResults
 
@@ -104,7 +104,7 @@ def write_frame(frame: pl.DataFrame, fmt_name: str, output: str | Path | TextIO 
     if fmt_name not in EXPORT_FORMATS:
         raise SpecError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt_name!r}")
     if fmt_name == "csv":
-        text = frame.write_csv(None)
+        text = frame.with_columns(csv_column(c) for c, t in frame.schema.items() if t == pl.Utf8).write_csv(None)
     elif fmt_name == "md":
         text = to_markdown(frame)
     else:

@@ -65,8 +65,7 @@ def fit(spec: Any, database: Any, *, results: Any = None, write: bool = True, pr
     engine = connect(database)
     results_engine = engine if results is None else connect(results)
     if write:
-        # a grid stores one run per member (``name:member``), not ``spec.name``: the write checks those
-        store.check_writable(results_engine, spec.schema, None if spec.grid else spec.name, spec.replace)
+        store.check_writable(results_engine, spec.schema, design.run_names(spec), spec.replace)
     with Run(spec, engine, results=results_engine, progress=progress) as run:
         outputs = design.fit(run)
         members = outputs if isinstance(outputs, list) else [(spec, outputs)]

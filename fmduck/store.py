@@ -128,10 +128,12 @@ def _refuse_foreign(schema: str, layout: dict[str, tuple[str, ...]], found: dict
                              "results schema (--schema)")
 
 
-def check_writable(engine: Any, schema: str, name: str | None = None, replace: bool = False) -> None:
+def check_writable(engine: Any, schema: str, name: str | list[str] | None = None, replace: bool = False) -> None:
     """Refuse, before any computation, what would fail at the write: no privilege to create or insert,
-    a read-only file, a foreign table in the schema, a stored run of the same ``name`` (unless
-    ``replace``; the write checks it again under the lock). The DDL runs in a transaction rolled back."""
+    a read-only file, a foreign table in the schema, a stored run of the same ``name`` (or of any of the
+    names a design stores; unless ``replace``: the write checks it again under the lock). The DDL runs
+    in a transaction rolled back."""
+    names = [name] if isinstance(name, str) else list(name or [])
     probe = getattr(engine, "check_writable", None)
     if probe is not None:  # engines without transactional DDL (Spark) check their own way
         probe(lambda: ensure_schema(engine, schema))
@@ -144,14 +146,15 @@ def check_writable(engine: Any, schema: str, name: str | None = None, replace: b
                 engine.execute(_sql(engine, f"INSERT INTO {t} SELECT * FROM {t} WHERE 1 = 0"))
                 if replace and table != "run_history":  # a replaced run's rows are deleted; its history stays
                     engine.execute(_sql(engine, f"DELETE FROM {t} WHERE 1 = 0"))
-            exists = name is not None and not replace and name in run_names(engine, schema)
+            stored = set(run_names(engine, schema)) if names and not replace else set()
+            exists = [n for n in names if n in stored]
     except FmduckError:
         raise
     except Exception as exc:  # noqa: BLE001 - translated: the engine's own message, first line
         raise InputError(f"cannot write results to schema {schema!r}: {first_line(exc)}; write them elsewhere "
                          "(--results results.duckdb)") from exc
     if exists:
-        raise RunExistsError(_exists(name, schema))
+        raise RunExistsError(_exists(exists[0], schema))
 
 
 # ====================================================================== write

@@ -154,3 +154,14 @@ def test_cli_export(demo_db, tmp_path):
     assert done.returncode == 2 and done.stderr.startswith("fmduck: error: no run named 'nope'")
     done = run_cli("export", str(demo_db), "ff3", "--table", "nosuch")
     assert done.returncode == 2 and "invalid choice: 'nosuch'" in done.stderr
+
+
+def test_csv_cells_a_spreadsheet_would_evaluate_are_shown_as_text(tmp_path):
+    """Text starting with = + - @ (or a tab/CR) gets a leading ' in CSV; numbers and other text are unchanged."""
+    from fmduck.export import write_frame
+
+    hostile = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tz", "ok", "a=b", None]
+    frame = pl.DataFrame({"asset": hostile, "alpha": [-1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]})
+    back = pl.read_csv(io.StringIO(write_frame(frame, "csv")))
+    assert back["asset"].to_list() == ["'" + h if h and h[0] in "=+-@\t" else h for h in hostile]
+    assert back["alpha"].to_list() == frame["alpha"].to_list()  # a negative number is not text

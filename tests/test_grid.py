@@ -15,7 +15,7 @@ import pytest
 
 import oracles
 from fmduck import FamaMacBeth, Spec
-from fmduck.errors import SpecError
+from fmduck.errors import RunExistsError, SpecError
 from test_prepare import char_panel
 
 GRID = [{"name": "size", "chars": ["size"]}, {"name": "size_mom", "chars": ["size", "mom"]},
@@ -138,3 +138,18 @@ chars = ["size", "bm"]
 def test_bad_grid(grid, options, message):
     with pytest.raises(SpecError, match=message):
         Spec(name="x", returns="t", chars=["a", "b"], grid=grid, **options)
+
+
+def test_a_stored_member_is_refused_before_any_computation(con):
+    """A grid stores name:member runs: one already stored is refused before pass 1 (nothing written), unless
+    replace."""
+    panel = char_panel(seed=62)
+    FamaMacBeth(Spec(name="h:size_mom", returns=panel, chars=["size"]), con).fit()
+    said: list[str] = []
+    spec = Spec(name="h", returns=panel, chars=["size", "bm", "mom"], grid=GRID)
+    with pytest.raises(RunExistsError, match="h:size_mom"):
+        FamaMacBeth(spec, con).fit(progress=said.append)
+    assert said == []  # refused before "checking inputs"
+    assert con.execute("SELECT count(*) FROM fmduck.runs WHERE run_name LIKE 'h:%'").fetchone()[0] == 1
+    grid = FamaMacBeth(spec.replace_with(replace=True), con).fit()
+    assert [r.name for r in grid.runs] == ["h:size", "h:size_mom", "h:all"]

@@ -76,6 +76,10 @@ class Design:
     def fit(self, run: Any) -> RunOutput:
         raise NotImplementedError
 
+    def run_names(self, spec: Any) -> list[str]:
+        """The names of the runs a fit of ``spec`` stores (checked before any computation)."""
+        return [spec.name]
+
     def summary(self, results: Any, text: str) -> str:
         """The text summary of a run of this design (default: the xtfmb-style text as it is)."""
         return text

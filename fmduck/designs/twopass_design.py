@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fmduck import inputs, templates
+from fmduck import grid_spec, inputs, templates
 from fmduck.designs import Design, RunOutput, grid
 from fmduck.designs.twopass import build, build_member, build_shared, finish, validate_spec
 from fmduck.errors import SpecError
@@ -51,6 +51,10 @@ class TwoPass(Design):
         if run.spec.grid:
             return grid.build(run, catalog)[0]
         return build(run, catalog)[0]
+
+    def run_names(self, spec: Any) -> list[str]:
+        """One run per grid member (``name:member``), else the run."""
+        return [m.name for m in grid_spec.member_specs(spec)] if spec.grid else [spec.name]
 
     def fit(self, run: Any) -> RunOutput | list:
         spec = run.spec
