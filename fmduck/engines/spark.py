@@ -207,11 +207,19 @@ class SparkEngine:
             self.sql(statement, params).collect()
 
     def table_columns(self, schema: str, table: str) -> dict[str, str] | None:
-        """Column name -> type (DuckDB spelling) of ``schema.table``, or None when there is no such table."""
+        """Column name -> type (DuckDB spelling) of ``schema.table``, or None when there is no such table.
+
+        Looking up ``runs`` (the store does before it reads or writes a run) also refreshes this session's
+        cached file listings of the schema's tables: rows another session wrote are then seen."""
         name = self.spark_name(f"{templates.ident(schema)}.{templates.ident(table)}")
         try:
             if not self.spark.catalog.tableExists(name):
                 return None
+            if table == "runs":
+                for other in self.spark.catalog.listTables(self.spark_name(templates.ident(schema))):
+                    if other.tableType != "VIEW" and not other.isTemporary:
+                        self.spark.catalog.refreshTable(f"{self.spark_name(templates.ident(schema))}."
+                                                        f"{self.spark_name(templates.ident(other.name))}")
             return self.fields(name)
         except Exception:  # noqa: BLE001 - no such database, or a catalog that cannot be read: no table
             return None
