@@ -79,7 +79,8 @@ def worker(engine_name: str, size_name: str, repeat: int, url: str | None) -> di
         started = time.perf_counter()
         marks: list[tuple[float, str]] = []
         results = FamaMacBeth(_spec(size, returns, factors, "bench"), engine).fit(
-            progress=lambda message: marks.append((time.perf_counter() - started, message)))
+            progress=lambda message, marks=marks, started=started: marks.append((time.perf_counter() - started,
+                                                                                 message)))
         times.append(time.perf_counter() - started)
         ends = [t for t, _ in marks[1:]] + [times[-1]]
         steps = [{"step": m, "seconds": round(end - t, 3)} for (t, m), end in zip(marks, ends)]

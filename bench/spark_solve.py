@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.spark_solve")
     p.add_argument("--size", default="S")
     p.add_argument("--master", default="local[2]")
+    p.add_argument("--window", type=int, help="window length (default: the size's)")
     args = p.parse_args(argv)
     os.environ["PYSPARK_PYTHON"] = sys.executable
     import numpy as np
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     spark.sparkContext.setLogLevel("ERROR")
     engine = SparkEngine(spark)
     spec = Spec(name="solve", returns=str(size.returns_path), factors=str(size.factors_path), factor_cols=FACTORS,
-                window=size.window, min_obs=size.min_obs)
+                window=args.window or size.window, min_obs=size.min_obs)
     run = Run(spec, engine)
     plan, _ = twopass.build(run, designs.get("twopass").catalog(spec, engine))
     state = State()
@@ -80,10 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     t_moments, _ = timed(spark.sql(moments_sql, args=values))
     t_sql, by_sql = timed(spark.sql(solve_sql, args=values))
     t_arrow, by_arrow = timed(spark.sql(moments_sql, args=values).mapInArrow(solve, out_schema))
-    a = pl.from_arrow(by_sql.select("asset", "pidx", "e1", "s1").toArrow()).sort("asset", "pidx")
-    b = pl.from_arrow(by_arrow.select("asset", "pidx", "e1", "s1").toArrow()).sort("asset", "pidx")
-    diff = float(np.nanmax(np.abs(a["e1"].to_numpy() - b["e1"].to_numpy()) / np.maximum(np.abs(b["e1"].to_numpy()), 1e-300)))
-    print(json.dumps({"size": args.size, "master": args.master, "windows": a.height, "moments_s": round(t_moments, 2),
+    keyed = [pl.from_arrow(f.select("asset", "pidx", "e1").toArrow()).with_columns(pl.col("asset").cast(pl.Utf8),
+                                                                                    pl.col("pidx").cast(pl.Int64))
+             for f in (by_sql, by_arrow)]
+    a = keyed[0].join(keyed[1], on=["asset", "pidx"], how="full", suffix="_arrow")
+    assert a.height == keyed[0].height == keyed[1].height
+    diff = float(np.nanmax(np.abs(a["e1"].to_numpy() - a["e1_arrow"].to_numpy()) / np.abs(a["e1_arrow"].to_numpy())))
+    print(json.dumps({"size": args.size, "master": args.master, "window": spec.window, "windows": a.height, "moments_s": round(t_moments, 2),
                       "moments_sql_solve_s": round(t_sql, 2), "moments_mapinarrow_solve_s": round(t_arrow, 2),
                       "max_rel_diff_e1": diff}), flush=True)
     spark.stop()

@@ -231,7 +231,9 @@ class SparkEngine:
         scan instead of the view's whole plan (with ``CACHE TABLE`` each plan still carried the deep
         solve layers and pass 2's analysis ran out of driver memory)."""
         self.log.append(statement)
-        _, _, query = statement.partition(" AS\n")
+        head, _, query = statement.partition(" AS\n")
+        if not query or not head.startswith("CREATE OR REPLACE TEMPORARY VIEW"):
+            raise FmduckError(f"the Spark engine materializes templates.scratch_table statements, got: {head[:80]}")
         data = self.spark.sql(query, args=bind(statement, params, self.dialect) or None)
         try:
             stored = data.localCheckpoint(eager=True)

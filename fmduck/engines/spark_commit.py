@@ -107,7 +107,7 @@ def _check_run_names(engine: Any, staged: Staged) -> None:
             continue
         names = {n for f in frames for n in f["run_name"].to_list()} - staged.deletes.get(table, set())
         if names and _exists(engine, table) and _holds(engine, table, "run_name", names):
-            raise RunExistsError(f"run {sorted(names)[0]!r} was stored by another writer while this one ran; "
+            raise RunExistsError(f"run {min(names)!r} was stored by another writer while this one ran; "
                                  "choose another name or replace it (--replace / replace=True)")
 
 
