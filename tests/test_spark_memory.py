@@ -60,7 +60,7 @@ def _run(folder: Path, assets: int) -> tuple[float, Path]:
     warehouse = folder / f"wh_{assets}"
     args = ["run", str(warehouse), "--engine", "spark", "--returns", str(returns), "--factors", str(factors),
             "--factor-cols", "mkt", "--window", str(WINDOW), "--min-obs", str(MIN_OBS), "--name", "big", "-q",
-            "--spark-conf", "spark.sql.shuffle.partitions=8,spark.driver.memory=2g,spark.ui.showConsoleProgress=false"]
+            "--spark-conf", "spark.sql.shuffle.partitions=8,spark.driver.memory=4g,spark.ui.showConsoleProgress=false"]
     env = {**os.environ, "FMDUCK_SPARK_MASTER": "local[2]",
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = subprocess.run([sys.executable, "-c", RUNNER, *args], check=False, capture_output=True, text=True, cwd=folder,
