@@ -279,3 +279,24 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def test_run_name_checked_at_commit_and_probe_writes_nothing(engine, connect_engine):
+    """Spark has no lock: a name stored by another session while this one staged its run is refused at
+    commit, and nothing of the refused run stays; transaction(rollback=True) is a probe."""
+    from fmduck.errors import RunExistsError
+
+    engine.execute("CREATE DATABASE IF NOT EXISTS `txn`")
+    runs, rows = templates.table("txn.runs"), templates.table("txn.lambdas")
+    for table in (runs, rows):
+        engine.create_table(table, pl.DataFrame({"run_name": ["old"], "run_id": ["0"]}), replace=True)
+    with engine.transaction(rollback=True):
+        engine.insert(runs, pl.DataFrame({"run_name": ["probe"], "run_id": ["p"]}))
+    assert engine.query("SELECT run_name FROM `txn`.`runs`")["run_name"].to_list() == ["old"]
+    with pytest.raises(RunExistsError, match="'x' was stored by another writer"), engine.transaction():
+        engine.insert(rows, pl.DataFrame({"run_name": ["x"], "run_id": ["a"]}))
+        engine.insert(runs, pl.DataFrame({"run_name": ["x"], "run_id": ["a"]}))
+        connect_engine.insert(runs, pl.DataFrame({"run_name": ["x"], "run_id": ["b"]}))  # the other writer
+    engine.table_columns("txn", "runs")  # refreshes this session's view of the tables
+    assert sorted(engine.query("SELECT run_id FROM `txn`.`runs`")["run_id"].to_list()) == ["0", "b"]
+    assert engine.query("SELECT run_id FROM `txn`.`lambdas`")["run_id"].to_list() == ["0"]

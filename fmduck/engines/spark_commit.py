@@ -3,7 +3,8 @@ tables no ``DELETE``). :class:`Staged` collects a transaction's deletes and inse
 (per-run tables) and ``INSERT ... SELECT`` statements (the first pass, copied from the cached pass-1
 view on the executors) — and :func:`commit` applies them:
 
-- The run name is checked first: a staged ``runs`` row whose name is already stored (and not being
+- Each touched table's file listing is refreshed first (rows other sessions wrote are seen), then
+  the run name is checked: a staged ``runs`` row whose name is already stored (and not being
   replaced) is refused with :class:`RunExistsError`. Spark has no lock or UNIQUE constraint, so this is
   as far as Spark allows: two writers of one new name that commit within the same moment can both
   succeed (the window is the few seconds between this check and the ``runs`` insert).
@@ -92,6 +93,8 @@ def commit(engine: Any, staged: Staged) -> None:
         if _exists(engine, suffixed(table, OLD)):
             raise FmduckError(f"{table}{OLD} exists: an earlier commit was interrupted during its swap; restore "
                               f"{table} from it (or drop it) before writing again")
+        if _exists(engine, table):  # see the rows other sessions wrote since this one listed the table's files
+            engine.spark.catalog.refreshTable(table)
     _check_run_names(engine, staged)
     if any(staged.deletes.get(t) for t in tables):
         # a table with no new rows and none of the deleted runs' rows needs no rewrite
@@ -106,7 +109,9 @@ def _check_run_names(engine: Any, staged: Staged) -> None:
         if _last(table) != "runs":
             continue
         names = {n for f in frames for n in f["run_name"].to_list()} - staged.deletes.get(table, set())
-        if names and _exists(engine, table) and _holds(engine, table, "run_name", names):
+        if not names or not _exists(engine, table):
+            continue
+        if _holds(engine, table, "run_name", names):
             raise RunExistsError(f"run {min(names)!r} was stored by another writer while this one ran; "
                                  "choose another name or replace it (--replace / replace=True)")
 
