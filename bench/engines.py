@@ -1,6 +1,6 @@
 """The same panel in DuckDB, PostgreSQL and Spark: wall time and peak memory of one rolling-beta FM run.
 
-    python -m bench.engines [--size XS|S|M] [--engines duckdb,postgres,spark] [--repeat 1]
+    python -m bench.engines [--size XS|S|M] [--engines duckdb,postgres,spark@local[2]] [--repeat 1]
 
 Each engine runs in its own subprocess (``--worker``), reading the seeded panel of bench/data.py:
 DuckDB and Spark straight from its Parquet files, PostgreSQL from tables loaded beforehand (loading
@@ -63,27 +63,35 @@ def worker(engine_name: str, size_name: str, repeat: int, url: str | None) -> di
 
         engine = PostgresEngine(url)
         returns, factors = "bench.returns", "bench.factors"
-    else:
+    else:  # spark or spark@MASTER (default local[2])
         from fmduck.engines.spark import SparkEngine, session
 
-        spark = session("local[2]", None, **{"spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="fmduck-wh-"),
-                                            "spark.sql.shuffle.partitions": "4",
-                                            "spark.ui.showConsoleProgress": "false"})
+        master = engine_name.partition("@")[2] or "local[2]"
+        spark = session(master, None, **{"spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="fmduck-wh-"),
+                                         "spark.sql.shuffle.partitions": "4",
+                                         "spark.driver.memory": os.environ.get("FMDUCK_BENCH_SPARK_MEMORY", "4g"),
+                                         "spark.ui.showConsoleProgress": "false"})
         spark.sparkContext.setLogLevel("ERROR")
         engine = SparkEngine(spark)
         stop = spark.stop
-    times, results = [], None
+    times, results, steps = [], None, []
     for i in range(repeat):
         started = time.perf_counter()
-        results = FamaMacBeth(_spec(size, returns, factors, f"bench_{engine_name}"), engine).fit()
+        marks: list[tuple[float, str]] = []
+        results = FamaMacBeth(_spec(size, returns, factors, "bench"), engine).fit(
+            progress=lambda message, marks=marks, started=started: marks.append((time.perf_counter() - started,
+                                                                                 message)))
         times.append(time.perf_counter() - started)
+        ends = [t for t, _ in marks[1:]] + [times[-1]]
+        steps = [{"step": m, "seconds": round(end - t, 3)} for (t, m), end in zip(marks, ends)]
     if engine_name == "postgres":
         server_pids = [int(engine.query("SELECT pg_backend_pid() AS pid")["pid"][0])]
-    elif engine_name == "spark":
+    elif engine_name.startswith("spark"):
         server_pids = _descendants(spark.sparkContext._gateway.proc.pid)
     else:
         server_pids = []
     engine_rss = max((_peak_rss_mb(pid) for pid in server_pids), default=0.0)
+    windows = _windows(engine)
     if stop is not None:
         stop()
     assert results is not None
@@ -92,8 +100,16 @@ def worker(engine_name: str, size_name: str, repeat: int, url: str | None) -> di
         "engine": engine_name, "size": size_name, "times": times,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "engine_peak_rss_mb": engine_rss,
-        "lambdas": lam.to_dict(as_series=False),
+        "lambdas": lam.to_dict(as_series=False), "steps": steps,
+        "windows": windows,
     }
+
+
+def _windows(engine) -> int:
+    """First-pass windows stored by the run (the unit of pass-1 throughput)."""
+    from fmduck.engine import connect
+
+    return int(connect(engine).query("SELECT COUNT(*) AS n FROM fmduck.first_pass_windows")["n"][0])
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -196,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(exist_ok=True)
     for r in rows:
         r.pop("lambdas")
-    (OUT / "engines.json").write_text(json.dumps(rows, indent=2))
+    (OUT / f"engines_{args.size}.json").write_text(json.dumps(rows, indent=2))
     return 0
 
 

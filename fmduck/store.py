@@ -211,9 +211,10 @@ def _copy_windows(engine: Any, schema: str, copy: TableCopy | None, frame: pl.Da
     uploaded piece by piece and turned into arrays by the same INSERT ... SELECT."""
     params = {"run_name": name}
     if copy is not None and copy.engine is engine:
+        holder = "fmduck_copy_source"  # the copy's source is in the engine's dialect already: spliced in
         sql = templates.render("results/insert_windows", engine.dialect, schema=_q(schema),
-                               source=f"({copy.source})", n_terms=n_terms)
-        engine.execute(sql, {**copy.params, **params})
+                               source=templates.ident(holder), n_terms=n_terms)
+        engine.execute(templates.splice(sql, engine.dialect, holder, copy.source), {**copy.params, **params})
         return
     buffer = "fmduck_window_buffer"
     sql = templates.render("results/insert_windows", engine.dialect, schema=_q(schema),

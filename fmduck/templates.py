@@ -232,8 +232,25 @@ def sql(expression: exp.Expression) -> str:
 
 def scratch_table(dialect: str, name: str, query: str) -> Sql:
     """The statement that materializes ``query`` as the session's scratch table ``name``: a TEMPORARY
-    table (DuckDB, PostgreSQL) or a cached temporary view on the executors (Spark ``CACHE TABLE``)."""
-    verb = "CACHE TABLE" if dialect == "spark" else "CREATE TEMPORARY TABLE"
+    table (DuckDB, PostgreSQL); on Spark a temporary view, which the Spark engine materializes once on
+    the executors (``localCheckpoint``: later statements read the stored rows, and their plans do not
+    carry the view's own), and which runs as printed in spark-sql (recomputed where it is named)."""
+    verb = "CREATE OR REPLACE TEMPORARY VIEW" if dialect == "spark" else "CREATE TEMPORARY TABLE"
     params = query.params if isinstance(query, Sql) else placeholders(query, dialect)
-    quoted = sqlglot.exp.to_table(name, dialect="duckdb").sql(dialect)  # "x" (DuckDB) -> `x` (Spark)
-    return Sql(f"{verb} {quoted} AS\n{query}", params)
+    return Sql(f"{verb} {table_in(dialect, name)} AS\n{query}", params)
+
+
+def splice(sql: Sql, dialect: str, holder: str, query: str) -> Sql:
+    """``sql`` (rendered for ``dialect`` with the table ``holder`` as a stand-in) with that table replaced by
+    the subquery ``(query)``, a statement already in ``dialect`` (e.g. a ``store.TableCopy``'s source):
+    it joins the rendered template without being parsed again as DuckDB SQL."""
+    target = table_in(dialect, ident(holder))
+    if str(sql).count(target) != 1:
+        raise ValueError(f"{holder} must occur once in the statement")
+    params = sql.params | (query.params if isinstance(query, Sql) else placeholders(query, dialect))
+    return Sql(str(sql).replace(target, f"({query})"), params)
+
+
+def table_in(dialect: str, table_sql: str) -> str:
+    """A table name as fmduck writes it (DuckDB quoting: ``"db"."t"``) in ``dialect``'s quoting (Spark: backticks)."""
+    return exp.to_table(table_sql, dialect="duckdb").sql(dialect)

@@ -1,38 +1,27 @@
-"""Spark engine (pyspark): passes 1 and 2 run as Spark SQL on a SparkSession.
+"""Spark engine (pyspark >= 4): every pass runs as Spark SQL on the executors; the driver gets per-period
+and per-run tables only.
 
-- Inputs are catalog tables (``db.table``), Parquet paths (read lazily into a temporary view), Spark
-  DataFrames or polars/pandas frames (uploaded). Column types are reported in DuckDB's spelling
-  (``double`` -> ``DOUBLE``, ``string`` -> ``VARCHAR``) so ``fmduck.validate`` treats every engine alike.
-- Small frames (calendar, betas, λ_t) become temporary views of local data (Arrow).
+- Sessions: a local or cluster master (``master``: ``local[2]``, ``spark://host:7077``, ``yarn``; default
+  ``$FMDUCK_SPARK_MASTER`` or ``local[*]``) with ``conf`` settings, or Spark Connect (``sc://host:15002``:
+  the driver is the Connect server's, this process is a thin client). See :func:`session`.
+- Inputs are catalog tables (``db.table``), Parquet paths (read lazily into a temporary view; with
+  Spark Connect the path is read by the server), Spark DataFrames or polars/pandas frames (uploaded).
+  Column types are reported in DuckDB's spelling (``double`` -> ``DOUBLE``) for ``fmduck.validate``.
+- Scratch tables (calendar, profiles, the first pass, pass-2 rows) are ``CACHE LAZY TABLE name AS ...`` and one scan:
+  a temporary view whose rows are computed once, eagerly, and kept on the executors (memory, then
+  disk); every later statement that names the view scans the cached rows. The regressions themselves
+  are solved inside those statements (``sql/solve.sql.j2``: the one OLS algorithm of fmduck/ols.py as
+  column expressions), so pass 1 runs on the executors and its rows never reach the driver: the store
+  copies them into ``first_pass_windows`` with ``INSERT ... SELECT`` from the cached view.
 - Parameters are Spark named parameter markers (``:name``), bound with ``spark.sql(sql, args=...)``.
-- Results are tables in the database ``fmduck`` (or the spec's schema) of the session catalog.
-
-Atomicity. Spark has no multi-statement transactions and its Parquet tables no ``DELETE``. Inside
-:meth:`SparkEngine.transaction` deletes and inserts are staged and applied at commit:
-
-- A new run (no deletes): one ``INSERT`` per results table, the ``runs`` row last. Each insert is
-  atomic on its own (a Spark job commit: a reader sees all of its rows or none). The ``runs`` row is
-  the commit marker: ``list_runs``/``load_run`` find a run through it, so a run is never visible
-  before all of its rows are. If an insert fails, the rows already appended are removed again
-  (those tables rebuilt without this run id, as below) before the error is raised.
-- A replaced run (deletes): each touched table ``T`` is rebuilt as ``T__fmduck_stage`` (kept rows
-  + new rows). Only when every stage table is written does the swap start: ``T`` ->
-  ``T__fmduck_old``, stage -> ``T`` for every table, then the old tables are dropped. A failure
-  while writing (the slow part) leaves the results exactly as they were; readers see the old or
-  the new version of each table, never a partial table. The swap itself is a sequence of catalog
-  renames: in those milliseconds a reader may see a mix of old and new tables, and a crash inside
-  it leaves ``T__fmduck_old`` tables to restore from (the next commit refuses to run until they
-  are gone). A replacement rewrites the touched tables (cost: their size).
-
-What is not achieved is cross-table isolation for concurrent readers during a commit, or a
-rollback that survives the driver being killed mid-commit (orphan rows then carry a ``run_id``
-that ``runs`` does not list).
+- Results are tables in the database ``fmduck`` (or the spec's schema) of the session's catalog: any
+  Spark session of that catalog (classic or Connect) reads them. Writes are staged and applied at the
+  end of :meth:`SparkEngine.transaction` (:mod:`fmduck.engines.spark_commit` says what is atomic).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,35 +30,55 @@ from typing import Any
 import polars as pl
 
 from fmduck import templates
-from fmduck.engine import Relation, _first_line, _is_dataframe, _split, bind
+from fmduck.engine import Relation, bind, first_line, is_dataframe
 from fmduck.engines import missing_driver
+from fmduck.engines.spark_commit import Staged, commit
 from fmduck.errors import FmduckError, InputError
 
 try:
+    import pyarrow as pa
     from pyspark.errors import AnalysisException
     from pyspark.sql import DataFrame as SparkDataFrame
     from pyspark.sql import SparkSession
+    from pyspark.sql.pandas.types import to_arrow_schema
 except ImportError as _exc:  # pragma: no cover - exercised only without the extra
     raise missing_driver("pyspark", "spark", _exc) from _exc
 
-# ``:name`` parameter markers (not ``::`` casts, not inside words)
-_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
-_STAGE, _OLD = "__fmduck_stage", "__fmduck_old"
+CONNECT_PREFIX = "sc://"
+CATALOG_AS_CONFIGURED = "-"
 
 # Spark simpleString -> DuckDB spelling
 _TYPE_NAMES = {
     "tinyint": "TINYINT", "smallint": "SMALLINT", "int": "INTEGER", "bigint": "BIGINT", "float": "FLOAT",
     "double": "DOUBLE", "string": "VARCHAR", "date": "DATE", "timestamp": "TIMESTAMP WITH TIME ZONE",
-    "timestamp_ntz": "TIMESTAMP", "boolean": "BOOLEAN",
+    "timestamp_ntz": "TIMESTAMP", "boolean": "BOOLEAN", "array<double>": "DOUBLE[]",
 }
 
 
-def session(master: str | None = None, warehouse: str | Path | None = None, **conf: str) -> SparkSession:
-    """A SparkSession for fmduck: the active one if any, else a new one (UI off, UTC, loopback driver).
+def parse_conf(conf: Any) -> dict[str, str]:
+    """Spark settings from ``["k=v", ...]`` (the ``spark_conf`` option) or a dict."""
+    if isinstance(conf, dict):
+        return {str(k): str(v) for k, v in conf.items()}
+    out = {}
+    for item in conf or []:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise FmduckError(f"--spark-conf {item!r}: expected key=value, e.g. spark.executor.memory=4g")
+        out[key.strip()] = value.strip()
+    return out
 
-    ``warehouse``: a directory holding the results tables (Parquet) and their catalog (a Hive
-    metastore in embedded Derby), so runs persist between sessions (the CLI's ``--engine spark DIR``).
+
+def session(master: str | None = None, warehouse: str | Path | None = None, **conf: str) -> Any:
+    """A SparkSession for fmduck.
+
+    ``warehouse``: ``sc://host:port[/;params]`` connects through Spark Connect (``master`` is the server's
+    business then); ``-`` uses the catalog and warehouse the cluster configures (spark-defaults.conf,
+    a Hive metastore); a directory holds the results tables (Parquet) and their catalog (a Hive
+    metastore in embedded Derby inside it), so runs persist between sessions; None: the active session
+    if there is one. ``conf``: more settings. fmduck's sessions run in UTC (timestamps as written).
     """
+    if isinstance(warehouse, str) and warehouse.startswith(CONNECT_PREFIX):
+        return connect_session(warehouse, conf)
     active = SparkSession.getActiveSession()
     if active is not None and warehouse is None and not conf:
         return active
@@ -78,10 +87,10 @@ def session(master: str | None = None, warehouse: str | Path | None = None, **co
         .appName("fmduck")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
     )
-    if warehouse is not None:
+    if (master or os.environ.get("FMDUCK_SPARK_MASTER", "local")).startswith("local"):
+        builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
+    if warehouse is not None and str(warehouse) != CATALOG_AS_CONFIGURED:
         # a persistent catalog: Hive metastore (embedded Derby) kept inside the warehouse directory
         root = Path(warehouse).resolve()
         root.mkdir(parents=True, exist_ok=True)
@@ -97,19 +106,43 @@ def session(master: str | None = None, warehouse: str | Path | None = None, **co
     return builder.getOrCreate()
 
 
+def connect_session(url: str, conf: dict[str, str] | None = None) -> Any:
+    """A Spark Connect session to ``url`` (``sc://host:15002``; token and TLS as URL parameters,
+    ``sc://host:443/;token=...;use_ssl=true``). It is the Connect client's own session class, so a
+    classic session in the same process (tests, notebooks) does not stand in the way."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    builder = ConnectSession.builder.remote(url)
+    for key, value in {"spark.sql.session.timeZone": "UTC", **(conf or {})}.items():
+        builder = builder.config(key, value)
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - grpc / pyspark errors of a server that does not answer
+        raise FmduckError(f"cannot reach the Spark Connect server at {url}: {first_line(exc)}") from exc
+
+
+def is_connect(spark: Any) -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
 class SparkEngine:
-    """fmduck's view of one SparkSession."""
+    """fmduck's view of one SparkSession (classic or Spark Connect)."""
 
     dialect = "spark"
 
-    def __init__(self, spark: SparkSession | None = None, *, warehouse: str | Path | None = None,
-                 master: str | None = None) -> None:
-        self.spark = spark if spark is not None else session(master, warehouse)
+    def __init__(self, spark: Any = None, *, warehouse: str | Path | None = None, master: str | None = None,
+                 conf: Any = None) -> None:
+        self.spark = spark if spark is not None else session(master, warehouse, **parse_conf(conf))
         self._views: set[str] = set()
-        self._staged: dict[str, list[pl.DataFrame]] | None = None
-        self._deletes: dict[str, set[str]] = {}
+        self._staged: Staged | None = None
+        self._scratch: dict[str, SparkDataFrame] = {}
         self.log: list[str] = []
         """Every statement run, in order (what ``fmduck sql --dialect spark`` prints)."""
+
+    @property
+    def connect(self) -> bool:
+        """True when this process is a Spark Connect client (the driver is elsewhere)."""
+        return is_connect(self.spark)
 
     # ---------------------------------------------------------------- inputs
     def relation(self, source: Any, role: str) -> Relation:
@@ -118,18 +151,18 @@ class SparkEngine:
         if isinstance(source, SparkDataFrame):
             self._view(view, source)
             sql, label = templates.ident(view), f"{role} Spark DataFrame"
-        elif _is_dataframe(source):
+        elif is_dataframe(source):
             frame = source if isinstance(source, pl.DataFrame) else pl.from_pandas(source)
             self.upload(view, frame)
             sql, label = templates.ident(view), f"{role} DataFrame"
         elif isinstance(source, (str, Path)) and _is_parquet(str(source)):
             path = Path(source)
-            if not path.exists():
+            if not self.connect and not path.exists():
                 raise InputError(f"{role} file not found: {path}")
             try:
-                self._view(view, self.spark.read.parquet(str(path.resolve())))
+                self._view(view, self.spark.read.parquet(str(path.resolve()) if path.exists() else str(source)))
             except AnalysisException as exc:
-                raise InputError(f"{role} file {path} cannot be read: {_first_line(exc)}") from exc
+                raise InputError(f"{role} file {path} cannot be read: {first_line(exc)}") from exc
             sql, label = templates.ident(view), f"{role} file {path}"
         elif isinstance(source, str):
             if source.lower().endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz")):
@@ -138,23 +171,82 @@ class SparkEngine:
         else:
             raise InputError(f"{role}: expected a table name, a Parquet path or a DataFrame, got {type(source).__name__}")
         try:
-            schema = self.spark.table(self._spark_name(sql)).schema
+            schema = self.spark.table(self.spark_name(sql)).schema
         except AnalysisException as exc:
-            raise InputError(f"{label} does not exist in the Spark catalog ({_first_line(exc)})") from exc
+            raise InputError(f"{label} does not exist in the Spark catalog ({first_line(exc)})") from exc
         return Relation(sql=sql, label=label,
                         columns={f.name: _duckdb_type(f.dataType.simpleString()) for f in schema.fields})
 
     # ---------------------------------------------------------------- SQL
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
-        table = self._sql(sql, params).toArrow()
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        decimals = [c for c, t in frame.schema.items() if isinstance(t, pl.Decimal)]
-        return frame.with_columns(pl.col(decimals).cast(pl.Float64)) if decimals else frame
+        """A result that fits the driver (per-period and per-run tables), in one Arrow transfer."""
+        return _polars(self.sql(sql, params).toArrow())
+
+    def query_batches(self, sql: str, params: dict[str, Any] | None = None,
+                      rows: int = 1 << 17) -> Iterator[pl.DataFrame]:
+        """The result of ``sql`` as polars frames of at most ``rows`` rows: ``toLocalIterator`` fetches one
+        partition at a time, so the driver holds one partition and one piece, never the result."""
+        frame = self.sql(sql, params)
+        schema = to_arrow_schema(frame.schema)
+        names = frame.columns
+        piece: list[dict[str, Any]] = []
+        for row in frame.toLocalIterator():
+            piece.append(dict(zip(names, row)))
+            if len(piece) >= rows:
+                yield _polars(pa.Table.from_pylist(piece, schema=schema))
+                piece = []
+        if piece:
+            yield _polars(pa.Table.from_pylist(piece, schema=schema))
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        for statement in _split(sql):
-            self._sql(statement, params).collect()
+        """Run each statement; inside :meth:`transaction` an ``INSERT`` is staged for the commit."""
+        for statement in templates.statements(sql, self.dialect):
+            if self._staged is not None and statement.lstrip().upper().startswith("INSERT"):
+                self._staged.add_sql(statement, bind(statement, params, self.dialect))
+                continue
+            self.sql(statement, params).collect()
+
+    def table_columns(self, schema: str, table: str) -> dict[str, str] | None:
+        """Column name -> type (DuckDB spelling) of ``schema.table``, or None when there is no such table.
+
+        Looking up ``runs`` (the store does before it reads or writes a run) also refreshes this session's
+        cached file listings of the schema's tables: rows another session wrote are then seen."""
+        name = self.spark_name(f"{templates.ident(schema)}.{templates.ident(table)}")
+        try:
+            if not self.spark.catalog.tableExists(name):
+                return None
+            if table == "runs":
+                for other in self.spark.catalog.listTables(self.spark_name(templates.ident(schema))):
+                    if other.tableType != "VIEW" and not other.isTemporary:
+                        self.spark.catalog.refreshTable(f"{self.spark_name(templates.ident(schema))}."
+                                                        f"{self.spark_name(templates.ident(other.name))}")
+            return self.fields(name)
+        except Exception:  # noqa: BLE001 - no such database, or a catalog that cannot be read: no table
+            return None
+
+    def create_scratch(self, name: str, statement: str, params: dict[str, Any] | None = None) -> None:
+        """``CREATE OR REPLACE TEMPORARY VIEW name AS query``, materialized now, once, on the executors:
+        the query's rows are stored there (``localCheckpoint``: executor memory, spilled to disk) and the
+        view reads them. Later statements that name the view scan the stored rows, and their plans hold a
+        scan instead of the view's whole plan (with ``CACHE TABLE`` each plan still carried the deep
+        solve layers and pass 2's analysis ran out of driver memory)."""
+        self.log.append(statement)
+        head, _, query = statement.partition(" AS\n")
+        if not query or not head.startswith("CREATE OR REPLACE TEMPORARY VIEW"):
+            raise FmduckError(f"the Spark engine materializes templates.scratch_table statements, got: {head[:80]}")
+        data = self.spark.sql(query, args=bind(statement, params, self.dialect) or None)
+        try:
+            stored = data.localCheckpoint(eager=True)
+        except AnalysisException as exc:
+            raise InputError(f"Spark refused a statement: {first_line(exc)}") from exc
+        stored.createOrReplaceTempView(_bare(name))
+        self._scratch[_bare(name)] = stored
+
+    def drop_scratch(self, name: str) -> None:
+        stored = self._scratch.pop(_bare(name), None)
+        self.spark.catalog.dropTempView(_bare(name))
+        if stored is not None:
+            stored.unpersist()
 
     def upload(self, name: str, frame: pl.DataFrame) -> None:
         """``frame`` as the temporary view ``name`` (local data, sent once through Arrow).
@@ -174,16 +266,33 @@ class SparkEngine:
 
     # ---------------------------------------------------------------- writes
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Stage deletes and inserts; on success rebuild each touched table and swap (see module doc)."""
+    def transaction(self, *, rollback: bool = False) -> Iterator[None]:
+        """Stage deletes and inserts; on success apply them (:func:`fmduck.engines.spark_commit.commit`).
+        ``rollback``: a probe: what was staged is dropped (DDL inside it is not undone: Spark's is not
+        transactional)."""
         if self._staged is not None:
             raise FmduckError("the Spark engine does not nest transactions")
-        self._staged, self._deletes = {}, {}
+        self._staged = Staged()
         try:
             yield
-            self._commit()
+            staged, self._staged = self._staged, None
+            if not rollback:
+                commit(self, staged)
         finally:
-            self._staged, self._deletes = None, {}
+            self._staged = None
+
+    def check_writable(self, ddl: Any) -> None:
+        """Before pass 1: create the results schema and tables if absent (``ddl``: idempotent, no rows),
+        refusing foreign tables. Spark DDL is not transactional, so this is done for real, not probed and
+        rolled back: a refused write (no permission on the warehouse or metastore) fails here, before
+        any computation. The run name is checked again at commit."""
+        try:
+            ddl()
+        except FmduckError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the catalog's own message, first line
+            raise InputError(f"cannot write results to the Spark catalog: {first_line(exc)}; write them elsewhere "
+                             "(--results results.duckdb)") from exc
 
     def delete_rows(self, table_sql: str, column: str, value: Any) -> None:
         """Delete the rows of ``table_sql`` whose ``column`` equals ``value`` (staged in a transaction)."""
@@ -193,8 +302,7 @@ class SparkEngine:
             with self.transaction():
                 self.delete_rows(table_sql, column, value)
             return
-        self._deletes.setdefault(table_sql, set()).add(str(value))
-        self._staged.setdefault(table_sql, [])
+        self._staged.delete(table_sql, str(value))
 
     def insert(self, table_sql: str, frame: pl.DataFrame) -> None:
         """Append ``frame`` to an existing table, matching columns by name (staged in a transaction)."""
@@ -202,9 +310,7 @@ class SparkEngine:
             with self.transaction():
                 self.insert(table_sql, frame)
             return
-        self._staged.setdefault(table_sql, [])
-        if frame.height:
-            self._staged[table_sql].append(frame)
+        self._staged.add_frame(table_sql, frame)
 
     def create_table(self, table_sql: str, frame: pl.DataFrame, *, replace: bool = False) -> None:
         """A new Parquet table from ``frame``; an existing table is refused unless ``replace``."""
@@ -212,10 +318,10 @@ class SparkEngine:
         self.upload(name, frame)
         try:
             if replace:  # Parquet tables cannot CREATE OR REPLACE
-                self._sql(self._tx(f"DROP TABLE IF EXISTS {table_sql}")).collect()
-            self._sql(self._tx(f"CREATE TABLE {table_sql} AS SELECT * FROM {templates.ident(name)}")).collect()
+                self.sql(self.tx(f"DROP TABLE IF EXISTS {table_sql}")).collect()
+            self.sql(self.tx(f"CREATE TABLE {table_sql} AS SELECT * FROM {templates.ident(name)}")).collect()
         except AnalysisException as exc:
-            raise InputError(f"cannot create table {table_sql}: {_first_line(exc)} (use --replace to overwrite)") from exc
+            raise InputError(f"cannot create table {table_sql}: {first_line(exc)} (use --replace to overwrite)") from exc
         finally:
             self.drop_upload(name)
 
@@ -223,128 +329,43 @@ class SparkEngine:
         for name in list(self._views):
             self.drop_upload(name)
 
-    # ---------------------------------------------------------------- internals
-    def _commit(self) -> None:
-        assert self._staged is not None
-        tables = [t for t, frames in self._staged.items() if frames or self._deletes.get(t)]
-        for table_sql in tables:
-            if self._exists(table_sql, _OLD):
-                raise FmduckError(
-                    f"{table_sql}{_OLD} exists: an earlier commit was interrupted during its swap; "
-                    f"restore {table_sql} from it (or drop it) before writing again"
-                )
-        if any(self._deletes.get(t) for t in tables):
-            # a table with no new rows and none of the deleted runs' rows needs no rewrite
-            tables = [t for t in tables if self._staged[t] or self._holds(t, "run_name", self._deletes[t])]
-            self._rebuild_and_swap(tables, "run_name", self._deletes, self._staged)
-        else:
-            self._append(tables)
+    # ---------------------------------------------------------------- for spark_commit
+    def sql(self, sql: str, params: dict[str, Any] | None = None) -> SparkDataFrame:
+        """One Spark statement with its parameters (logged); lazy until collected."""
+        self.log.append(sql)
+        return self.spark.sql(sql, args=bind(sql, params, self.dialect) or None)
 
-    def _append(self, tables: list[str]) -> None:
-        """No deletes: one INSERT per table (each atomic: a Spark job commit), the ``runs`` row last."""
-        assert self._staged is not None
-        staged = self._staged
-        runs = templates.ident("runs")
-        ordered = sorted(tables, key=lambda t: t.rpartition(".")[2] == runs)
-        done: list[str] = []
-        try:
-            for k, table_sql in enumerate(ordered):
-                view = self._stage_rows(k, table_sql, staged[table_sql])
-                try:
-                    self._sql(self._tx(f"INSERT INTO {table_sql} {self._select_as(table_sql, view)}")).collect()
-                finally:
-                    self.drop_upload(view)
-                done.append(table_sql)
-        except BaseException:
-            # roll back: rebuild the tables already appended to without this commit's run ids
-            run_ids = {v for t in done for f in staged[t] if "run_id" in f.columns for v in f["run_id"].to_list()}
-            if done and run_ids:
-                self._rebuild_and_swap(done, "run_id", {t: run_ids for t in done}, {t: [] for t in done})
-            raise
-
-    def _rebuild_and_swap(self, tables: list[str], column: str, deletes: dict[str, set[str]],
-                          staged: dict[str, list[pl.DataFrame]]) -> None:
-        """Each table rebuilt as ``T__fmduck_stage`` (kept + new rows); then renames swap them in."""
-        built: list[str] = []
-        try:
-            for k, table_sql in enumerate(tables):
-                self._build_stage(k, table_sql, column, sorted(deletes.get(table_sql, ())), staged[table_sql])
-                built.append(table_sql)
-        except BaseException:
-            for table_sql in built:
-                self._sql(self._tx(f"DROP TABLE IF EXISTS {_suffixed(table_sql, _STAGE)}")).collect()
-            raise
-        for table_sql in tables:  # the swap: catalog renames only
-            self._sql(self._tx(f"ALTER TABLE {table_sql} RENAME TO {_suffixed(table_sql, _OLD)}")).collect()
-            self._sql(self._tx(f"ALTER TABLE {_suffixed(table_sql, _STAGE)} RENAME TO {table_sql}")).collect()
-        for table_sql in tables:
-            self._sql(self._tx(f"DROP TABLE {_suffixed(table_sql, _OLD)}")).collect()
-
-    def _build_stage(self, k: int, table_sql: str, column: str, deleted: list[str],
-                     frames: list[pl.DataFrame]) -> None:
-        stage = _suffixed(table_sql, _STAGE)
-        self._sql(self._tx(f"DROP TABLE IF EXISTS {stage}")).collect()
-        kept = f"SELECT * FROM {table_sql}"
-        params: dict[str, Any] = {}
-        if deleted:
-            markers = ", ".join(f"$value_{i}" for i in range(len(deleted)))
-            kept += f" WHERE {templates.ident(column)} NOT IN ({markers})"
-            params = {f"value_{i}": v for i, v in enumerate(deleted)}
-        view = self._stage_rows(k, table_sql, frames) if frames else None
-        parts = [kept] + ([self._select_as(table_sql, view)] if view else [])
-        try:
-            self._sql(self._tx(f"CREATE TABLE {stage} AS {' UNION ALL '.join(parts)}"), params).collect()
-        finally:
-            if view:
-                self.drop_upload(view)
-
-    def _holds(self, table_sql: str, column: str, values: set[str]) -> bool:
-        markers = ", ".join(f"$value_{i}" for i in range(len(values)))
-        sql = self._tx(f"SELECT 1 AS hit FROM {table_sql} WHERE {templates.ident(column)} IN ({markers}) LIMIT 1")
-        return bool(self._sql(sql, {f"value_{i}": v for i, v in enumerate(sorted(values))}).take(1))
-
-    def _stage_rows(self, k: int, table_sql: str, frames: list[pl.DataFrame]) -> str:
-        view = f"fmduck_stage_rows_{k}"
-        self.upload(view, pl.concat(frames, how="diagonal_relaxed"))
-        return view
-
-    def _select_as(self, table_sql: str, view: str) -> str:
-        """SELECT the view's rows in the table's column order and types (absent columns NULL)."""
-        present = set(self.spark.table(view).columns)
-        fields = self.spark.table(self._spark_name(table_sql)).schema.fields
-        cols = ", ".join(
-            f"CAST({templates.ident(f.name) if f.name in present else 'NULL'} AS "
-            f"{_duckdb_type(f.dataType.simpleString())}) AS {templates.ident(f.name)}"
-            for f in fields
-        )
-        return f"SELECT {cols} FROM {templates.ident(view)}"
-
-    def _exists(self, table_sql: str, suffix: str) -> bool:
-        return bool(self.spark.catalog.tableExists(self._spark_name(_suffixed(table_sql, suffix))))
-
-    def _tx(self, duckdb_sql: str) -> str:
+    def tx(self, duckdb_sql: str) -> str:
+        """A statement written in DuckDB SQL, in Spark's."""
         return templates.transpile(duckdb_sql, self.dialect)
 
-    def _spark_name(self, table_sql: str) -> str:
+    def fields(self, spark_table: str) -> dict[str, str]:
+        """Column name -> type (DuckDB spelling) of a table or view named in Spark SQL."""
+        return {f.name: _duckdb_type(f.dataType.simpleString()) for f in self.spark.table(spark_table).schema.fields}
+
+    def spark_name(self, table_sql: str) -> str:
         """The Spark text of a quoted DuckDB table name (`db`.`t`), for spark.table()."""
-        return templates.transpile(f"SELECT * FROM {table_sql}", self.dialect).split("\n")[-1].removeprefix("FROM ")
+        return templates.table_in(self.dialect, table_sql)
 
     def _view(self, name: str, frame: SparkDataFrame) -> None:
         frame.createOrReplaceTempView(name)
         self._views.add(name)
 
-    def _sql(self, sql: str, params: dict[str, Any] | None = None) -> SparkDataFrame:
-        self.log.append(sql)
-        return self.spark.sql(sql, args=bind(sql, params, _PARAM) or None)
+
+def _bare(name: str) -> str:
+    """The unquoted name of a scratch table (``"fmduck_x_1"`` -> ``fmduck_x_1``)."""
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
 
 
-def _suffixed(table_sql: str, suffix: str) -> str:
-    """``"db"."t"`` -> ``"db"."t__suffix"`` (DuckDB quoting, as every fmduck table name)."""
-    head, _, last = table_sql.rpartition(".")
-    quoted = last.startswith('"')
-    bare = last[1:-1].replace('""', '"') if quoted else last
-    name = templates.ident(bare + suffix)
-    return f"{head}.{name}" if head else name
+def _polars(table: pa.Table) -> pl.DataFrame:
+    """An Arrow result as polars: decimals as doubles, Spark's zone-aware timestamps (UTC) zone-less as
+    fmduck's TIMESTAMP columns are in the other engines."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    fixes = [pl.col(c).cast(pl.Float64) for c, t in frame.schema.items() if isinstance(t, pl.Decimal)]
+    fixes += [pl.col(c).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+              for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone]
+    return frame.with_columns(fixes) if fixes else frame
 
 
 def _duckdb_type(spark_type: str) -> str:
