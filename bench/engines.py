@@ -107,7 +107,7 @@ def worker(engine_name: str, size_name: str, repeat: int, url: str | None) -> di
 
 def _windows(engine) -> int:
     """First-pass windows stored by the run (the unit of pass-1 throughput)."""
-    from fmduck.engine import connect
+    from fmduck.engines import connect
 
     return int(connect(engine).query("SELECT COUNT(*) AS n FROM fmduck.first_pass_windows")["n"][0])
 

@@ -16,7 +16,7 @@ _EXPORTS = {
     "Spec": "fmduck.spec",
     "FamaMacBethResults": "fmduck.results",
     "list_runs": "fmduck.store", "load_run": "fmduck.store", "delete_run": "fmduck.store",
-    "DuckDBEngine": "fmduck.engine", "connect": "fmduck.engine",
+    "DuckDBEngine": "fmduck.engine", "connect": "fmduck.engines",
     "compare": "fmduck.comparison",
     "FmduckError": "fmduck.errors", "SpecError": "fmduck.errors", "InputError": "fmduck.errors",
     "EstimationError": "fmduck.errors", "RunExistsError": "fmduck.errors", "RunNotFoundError": "fmduck.errors",

@@ -16,10 +16,10 @@ import importlib
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from fmduck import __version__
+from fmduck.cli_options import add_spec_arguments, int_arg, spec_from_args
 from fmduck.errors import FmduckError
 from fmduck.secrets import mask
 
@@ -67,105 +67,6 @@ def _quiet(p: argparse.ArgumentParser) -> None:
 def _database(p: argparse.ArgumentParser, text: str = "the database: a DuckDB file, a postgresql:// URL, or with "
               "--engine spark a Spark warehouse directory (or sc://host:port for Spark Connect)") -> None:
     p.add_argument("database", help=text)
-
-
-# ====================================================================== spec options
-def _add_option(group: Any, option: Any) -> None:  # an argparse argument group
-    kw: dict[str, Any] = {"help": option.help, "dest": option.name, "default": None}
-    if option.kind == "bool":
-        kw["action"] = "store_true"
-    elif option.kind == "flags":
-        kw["action"] = "store_true"
-    elif option.kind == "int":
-        kw["type"] = _int(option.flag)
-        kw["metavar"] = option.metavar or "N"
-    elif option.kind == "float" or option.kind == "levels":
-        kw["type"] = _float(option.flag)
-        kw["metavar"] = option.metavar or "X"
-    elif option.kind == "choice":
-        kw["choices"] = list(option.choices)
-    else:
-        kw["metavar"] = option.metavar or "VALUE"
-    group.add_argument(option.flag, **kw)
-
-
-def _int(flag: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} wants an integer, got {text!r}") from None
-        if abs(value) > 2**62:
-            raise argparse.ArgumentTypeError(f"{flag} {text} is out of range")
-        return value
-    return parse
-
-
-def _float(flag: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} wants a number, got {text!r}") from None
-    return parse
-
-
-def add_spec_arguments(p: argparse.ArgumentParser, *, results: bool = True) -> None:
-    """The options that build a Spec: the core ones and every design's (``results``: also those that
-    only matter when a run is stored)."""
-    from fmduck.designs import registry
-    from fmduck.options import CORE
-
-    p.add_argument("--config", type=Path, metavar="SPEC.toml",
-                   help="TOML spec file; options given on the command line override it")
-    groups: dict[str, Any] = {}  # argparse argument groups by title
-    skip = {"returns_frame"} | (set() if results else {"replace", "schema", "first_pass"})
-    designs = registry()
-    for option in CORE:
-        if not option.cli or option.name in skip:
-            continue
-        group = groups.setdefault(option.group, p.add_argument_group(option.group))
-        if option.name == "design":
-            group.add_argument("--design", choices=list(designs), default=None,
-                               help="run type: " + "; ".join(f"{d.name}: {d.help}" for d in designs.values()))
-            continue
-        _add_option(group, option)
-    groups["pass 2 and 3"].add_argument("--no-intercept", dest="intercept", action="store_false", default=None,
-                                        help="no intercept in pass 2")
-    for design in designs.values():
-        if design.options:
-            group = p.add_argument_group(f"design {design.name}")
-            for option in design.options:
-                if option.cli:
-                    _add_option(group, option)
-    g = groups.setdefault("engine", p.add_argument_group("engine"))
-    g.add_argument("--engine", choices=["duckdb", "postgres", "spark"],
-                   help="where the passes run (default: postgres for a postgresql:// URL, else duckdb)")
-    if results:
-        g.add_argument("--results", metavar="DB.duckdb",
-                       help="write the results to this database instead of DATABASE (e.g. for read-only sources)")
-
-
-def spec_from_args(args: argparse.Namespace) -> Any:
-    from fmduck.designs import registry
-    from fmduck.grid_spec import parse_cli
-    from fmduck.options import CORE
-    from fmduck.spec import Spec
-
-    names = [o.name for o in CORE] + [o.name for d in registry().values() for o in d.options]
-    options = {name: getattr(args, name, None) for name in dict.fromkeys(names)}
-    if isinstance(options.get("grid"), str):
-        options["grid"] = parse_cli(options["grid"])
-    for flag in ("standardize", "rank", "replace", "strict"):
-        if options.get(flag) is False:
-            options[flag] = None
-    if args.config is not None:
-        return Spec.from_toml(args.config, **options)
-    given = {k: v for k, v in options.items() if v is not None}
-    missing = [f"--{k}" for k in ("name", "returns") if k not in given]
-    if missing:
-        raise FmduckError(f"missing required option(s): {', '.join(missing)} (or give --config spec.toml)")
-    return Spec(**given)
 
 
 def _engine(database: str, kind: str | None = None, spec: Any = None, *, read_only: bool = False) -> Any:
@@ -332,7 +233,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--schema", default="fmduck", help=schema_help)
         p.add_argument("--history", action="store_true", help="list the run's versions and what each recomputed")
         p.add_argument("--se", metavar="TYPE", help="print only this SE type's block (e.g. nw)")
-        p.add_argument("--nw-lags", type=_int("--nw-lags"), metavar="L",
+        p.add_argument("--nw-lags", type=int_arg("--nw-lags"), metavar="L",
                        help="re-infer the stored lambda_t with this Newey-West lag (no SQL is run)")
         p.add_argument("--nw-divisor", choices=["T", "T-1"], help="re-infer with this Newey-West divisor")
         p.add_argument("--conventions", choices=["fmduck", "stata", "linearmodels", "sandwich"],

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from fmduck import store, templates
-from fmduck.engine import connect
+from fmduck.engines import connect
 from fmduck.errors import FmduckError, SpecError
 from fmduck.inference import automatic_lag
 from fmduck.run import Run

@@ -255,14 +255,6 @@ def table_columns(engine: Any, schema: str, table: str) -> dict[str, str] | None
     return dict(zip(frame["column_name"].to_list(), frame["data_type"].to_list())) if frame.height else None
 
 
-def connect(database: Any) -> Engine:
-    """An engine for a DuckDB path or connection, a ``postgresql://`` URL (PostgreSQL engine, needs the
-    ``postgres`` extra), or an engine (returned as is). Spark: ``fmduck.engines.spark.SparkEngine``."""
-    from fmduck.engines import open_engine
-
-    return open_engine(database, "postgres" if type(database).__module__.startswith("psycopg") else None)
-
-
 def looks_like_file(text: str) -> bool:
     if text.lstrip().startswith('"'):  # a quoted table name ("a/b.csv") is a table, whatever it holds
         return False

@@ -51,3 +51,8 @@ def translate(exc: BaseException) -> str | None:
     if module.startswith("duckdb") and kind in ("IOException", "PermissionException"):
         return f"DuckDB: {first}"
     return None
+
+
+def missing_driver(package: str, extra: str, exc: ImportError) -> FmduckError:
+    """The error of an engine whose driver is not installed: what to pip install."""
+    return FmduckError(f"the {extra} engine needs {package}: pip install 'fmduck[{extra}]' ({exc})")

@@ -18,7 +18,7 @@ from typing import Any
 
 from fmduck import designs, store
 from fmduck.designs import RunOutput
-from fmduck.engine import connect
+from fmduck.engines import connect
 from fmduck.results import FamaMacBethResults
 from fmduck.run import Progress, Run
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from fmduck import designs, fitting
-from fmduck.engine import connect
+from fmduck.engines import connect
 from fmduck.run import Progress, Run
 from fmduck.spec import Spec
 

@@ -22,7 +22,8 @@ from typing import Any
 import polars as pl
 
 from fmduck import templates
-from fmduck.engine import connect, first_line
+from fmduck.engine import first_line
+from fmduck.engines import connect
 from fmduck.errors import FmduckError, InputError, RunExistsError, RunNotFoundError
 from fmduck.results import FamaMacBethResults, lambdas_long, tag
 

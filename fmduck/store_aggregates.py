@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from fmduck import templates
-from fmduck.engine import connect
+from fmduck.engines import connect
 from fmduck.errors import FmduckError
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

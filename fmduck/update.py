@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from fmduck import designs, fingerprints, fitting, store, templates
-from fmduck.engine import connect
+from fmduck.engines import connect
 from fmduck.errors import FmduckError, SpecError
 from fmduck.run import Progress, Run
 

@@ -263,7 +263,7 @@ def pass1_moments(database, spec: Spec) -> pl.DataFrame:
     tests/test_fastpath_postgres.py)."""
     from fmduck import designs
     from fmduck.designs import twopass
-    from fmduck.engine import connect
+    from fmduck.engines import connect
     from fmduck.passes import pass1
     from fmduck.run import Run
 

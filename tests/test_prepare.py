@@ -53,7 +53,7 @@ def _prepared(con, spec: Spec) -> pd.DataFrame:
     """The prepared panel as a run reads it: prepare.build's SQL (DuckDB syntax, the source every query
     of the run selects from) run with its parameters; the run's pass-2 SQL embeds that same text."""
     from fmduck import prepare, templates
-    from fmduck.engine import connect
+    from fmduck.engines import connect
 
     engine = connect(con)
     relation = engine.relation(spec.returns, "returns")

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from fmduck import templates
-from fmduck.engine import connect
+from fmduck.engines import connect
 from fmduck.errors import InputError
 from fmduck.validate import require_unique
 

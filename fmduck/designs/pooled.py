@@ -50,7 +50,7 @@ from fmduck import covariance, templates
 from fmduck.covariance import InferenceOptions, Sandwich
 from fmduck.designs import Design, RunOutput, twopass
 from fmduck.designs.common import reject_unsupported
-from fmduck.engine import connect
+from fmduck.engines import connect
 from fmduck.errors import EstimationError, FmduckError, InputError, SpecError
 from fmduck.model import FamaMacBeth
 from fmduck.moments import moments_source, unpack

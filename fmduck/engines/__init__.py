@@ -61,5 +61,7 @@ def open_engine(database: Any, engine: str | None = None, *, read_only: bool = F
     raise FmduckError(f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")
 
 
-def missing_driver(package: str, extra: str, exc: ImportError) -> FmduckError:
-    return FmduckError(f"the {extra} engine needs {package}: pip install 'fmduck[{extra}]' ({exc})")
+def connect(database: Any) -> Any:
+    """An engine for a DuckDB path or connection, a ``postgresql://`` URL or a psycopg connection
+    (PostgreSQL engine, needs the ``postgres`` extra), or an engine (returned as is)."""
+    return open_engine(database, "postgres" if type(database).__module__.startswith("psycopg") else None)

@@ -25,8 +25,7 @@ import polars as pl
 
 from fmduck import templates
 from fmduck.engine import Relation, bind, first_line, is_dataframe
-from fmduck.engines import missing_driver
-from fmduck.errors import FmduckError, InputError
+from fmduck.errors import FmduckError, InputError, missing_driver
 from fmduck.secrets import mask, remember, url_hint
 
 try:

@@ -31,9 +31,8 @@ import polars as pl
 
 from fmduck import templates
 from fmduck.engine import Relation, bind, first_line, is_dataframe
-from fmduck.engines import missing_driver
 from fmduck.engines.spark_commit import Staged, commit
-from fmduck.errors import FmduckError, InputError
+from fmduck.errors import FmduckError, InputError, missing_driver
 
 try:
     import pyarrow as pa
