@@ -107,6 +107,8 @@ class DuckDBEngine:
                 raise FmduckError(f"database not found: {self.path}")
             try:
                 self.con = duckdb.connect(self.path, read_only=read_only and self.path != ":memory:")
+                # fmduck's own connection: no DuckDB progress bar (progress is fmduck's, on stderr; -q silences it)
+                self.con.execute("SET enable_progress_bar = false")
             except duckdb.Error as exc:
                 raise FmduckError(_open_error(self.path, exc, read_only)) from exc
         self._registered: set[str] = set()
