@@ -48,7 +48,7 @@ def update(database: Any, name: str, *, schema: str = "fmduck", new_name: str | 
     say = progress or (lambda _m: None)
     engine = connect(database)
     results_engine = engine if results is None else connect(results)
-    old = store.load_run(results_engine, name, schema)
+    old = store.load_run(results_engine, name, schema, extra=("input_fingerprints",), first_pass=False)
     stored = old.extra.get("input_fingerprints")
     if stored is None or stored.height == 0:
         raise FmduckError(f"run {name!r} has no input fingerprints (stored by an older fmduck): run it again to "
@@ -107,4 +107,11 @@ def _incremental(spec: Any, engine: Any, old: Any, changes: Any, now: Any, schem
         keep = {"from": old.name, "replace": replace_ends} if spec.beta_based else None
         store.write(engine, spec.schema, results, replace=True, first_pass=out.first_pass, keep_windows=keep,
                     recomputed=recomputed, **options)
-    return store.load_run(engine, spec.name, spec.schema)
+    results.run.update(recomputed=recomputed, **options)
+    # the results as written (no second read of the run): the first pass read from the store on use
+    windows = store.windows_reader(engine, spec.schema, spec.name, len(out.first_pass_terms)) if out.first_pass else None
+    stored = type(results)(results.run, lambdas=results.lambdas, estimates=results.estimates,
+                           pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
+                           first_pass=windows)
+    stored.warnings = results.warnings
+    return stored

@@ -214,7 +214,7 @@ def _appended_tail(plan: Plan, run: Any, spec: Any, setup: Any, full: RowSource,
                                schema=templates.ident(schema), asset=_stored_asset(spec, cat))
         plan.add("coverage_betas", "update: the first-pass rows the coverage reads", sql, kind="create",
                  params={"old_name": old.name, "first_end": _first_end(spec, found)})
-        if spec.rolling:
+        if spec.rolling and spec.chars and spec.char_lag:  # the coverage query also classifies lagged rows
             count = templates.source("update_count", plan.dialect, variables=_plain([*setup.variables.factors,
                                                                                         setup.variables.y]),
                                      src=setup.src.with_(periods=periods))
@@ -243,8 +243,13 @@ def _merge_appended(spec: Any, old: Any, state: State, prints: pl.DataFrame) -> 
     """The coverage of the whole panel: the stored run's counts and the appended periods' (see
     :func:`fmduck.passes.coverage.appended`); outside the calendar: counted from the fingerprints."""
     no_period = prints.filter((pl.col("source") == "returns") & pl.col("period_index").is_null())["n"].sum()
-    state["coverage"] = coverage.appended(old.run["coverage"], state["coverage_appended"], int(no_period or 0),
-                                          state.get("pass1_rows_appended") if spec.rolling else None)
+    frame = state["coverage_appended"]
+    pass1 = None
+    if spec.rolling:  # the coverage query's count, unless lagged rows were classified beside (counted apart)
+        pass1 = state.get("pass1_rows_appended")
+        if pass1 is None:
+            pass1 = int(frame.filter(pl.col("category") == "pass1_rows")["n"].sum() or 0)
+    state["coverage"] = coverage.appended(old.run["coverage"], frame, int(no_period or 0), pass1)
 
 
 def _first_end(spec: Any, found: Affected) -> int:
