@@ -186,7 +186,7 @@ def _appended_tail(plan: Plan, run: Any, spec: Any, setup: Any, full: RowSource,
     solved again over all their periods."""
     cat = setup.catalog
     periods = plan.name("affected_periods")
-    asset_cols = lambda expr: inputs.asset_columns(cat.returns, spec.asset, expr)  # noqa: E731
+    asset_cols = lambda expr: inputs.asset_columns(cat.returns, spec.asset, expr)
     plan.steps = [s for s in plan.steps if s.key not in (pricing.KEY, f"{pricing.KEY}_read")]  # the full solve
     params = {**pass2.params(spec), **setup.params}
     src2 = pass2.source(spec, setup.src, cat, setup.first_pass).with_(periods=periods)
@@ -199,7 +199,7 @@ def _appended_tail(plan: Plan, run: Any, spec: Any, setup: Any, full: RowSource,
 
     pricing.add_appended(plan, spec, src2, setup.pass2.regressors, setup.variables.y, setup.pass2.table,
                          asset_cols, params, then=merge)
-    again = lambda state: bool(state["pricing_redo_assets"])  # noqa: E731
+    again = lambda state: bool(state["pricing_redo_assets"])
     redo_src = _rows(plan, spec, cat, full, None, assets=plan.name("redo_assets"))
     betas = None
     if setup.first_pass:
