@@ -178,6 +178,30 @@ def test_append_of_factors_for_panel_rows_stored_outside_the_calendar(kind):
     assert load_run(con, "r").run["coverage"].get("no_period", 0) == 0
 
 
+@pytest.mark.parametrize("period", [T, 30])
+def test_update_refuses_a_repeated_key_like_a_fresh_run(period):
+    """The key check of an update looks at the periods whose fingerprint changed only: a repeated (asset,
+    period) row appended (period T) or slipped into the stored history (period 30) is refused all the same,
+    with the message a fresh run gives; a NULL period is refused too."""
+    from fmduck.errors import InputError
+
+    panel, factors = _data()
+    con = duckdb.connect()
+    _load(con, *_append(panel, factors, T - 1))
+    FamaMacBeth(_spec("r", "rolling"), con).fit()
+    final_p, final_f = _append(panel, factors, T)
+    row = final_p.filter((pl.col("period") == period) & pl.col("ret").is_not_null()).head(1)
+    _load(con, pl.concat([final_p, row]), final_f)
+    with pytest.raises(InputError, match="duplicate") as update_error:
+        FamaMacBeth(_spec("r", "rolling"), con).update()
+    with pytest.raises(InputError, match="duplicate") as fresh_error:
+        FamaMacBeth(_spec("fresh", "rolling"), con).fit()
+    assert str(update_error.value) == str(fresh_error.value)
+    _load(con, pl.concat([final_p, row.with_columns(pl.lit(None, pl.Int64).alias("period"))]), final_f)
+    with pytest.raises(InputError, match="NULL"):
+        FamaMacBeth(_spec("r", "rolling"), con).update()
+
+
 def test_pricing_combine_equals_the_moments_of_all_periods():
     """pricing.combine against numpy over the concatenated residuals: α = mean, se = sd(ddof=1)/√n, t, n;
     an asset without new residuals keeps its stored row bit for bit; a new asset; one stored period -> redo."""
