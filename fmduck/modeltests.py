@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 from sqlglot import exp
 
 from fmduck import templates
 from fmduck.errors import FmduckError
+from fmduck.inference import chi2_sf, f_sf
 
 COLUMNS = {"test": pl.Utf8, "se_type": pl.Utf8, "distribution": pl.Utf8, "statistic": pl.Float64,
            "std_error": pl.Float64, "df1": pl.Int64, "df2": pl.Int64, "p_value": pl.Float64, "note": pl.Utf8}
@@ -78,15 +78,15 @@ def wald_rows(estimate: np.ndarray, covariances: dict[str, np.ndarray], terms: l
         except np.linalg.LinAlgError:
             rows.append(_skip(test, se_type, "the covariance of the tested combinations is singular"))
             continue
-        rows.append(_row(test, se_type, "chi2", w, k, None, float(stats.chi2.sf(w, k)), f"W ~ chi2({k})"))
+        rows.append(_row(test, se_type, "chi2", w, k, None, chi2_sf(w, k), f"W ~ chi2({k})"))
         if f_form == "stata":
             f = w / k
-            rows.append(_row(test, se_type, "F", f, k, t - 1, float(stats.f.sf(f, k, t - 1)),
+            rows.append(_row(test, se_type, "F", f, k, t - 1, f_sf(f, k, t - 1),
                              f"F = W/k ~ F({k}, T-1) (Stata asreg/xtfmb)"))
         elif f_form == "hotelling":
             if t > k:
                 f = w * (t - k) / (k * (t - 1))
-                rows.append(_row(test, se_type, "F", f, k, t - k, float(stats.f.sf(f, k, t - k)),
+                rows.append(_row(test, se_type, "F", f, k, t - k, f_sf(f, k, t - k),
                                  f"Hotelling T2: F = W(T-k)/(k(T-1)) ~ F({k}, T-k) (linearmodels 7.1)"))
             else:
                 rows.append(_skip(test, se_type, f"Hotelling F needs T > k (T = {t}, k = {k})"))
@@ -248,7 +248,7 @@ def _grs_and_pricing(run: Any, spec: Any, setup: Any, state: Any) -> list[dict[s
         denom = 1.0 + float(mu @ np.linalg.solve(omega, mu))
         grs = t_ts / big_n * (t_ts - big_n - k) / (t_ts - k - 1) * quad / denom
         df2 = t_ts - big_n - k
-        rows.append(_row("grs", None, "F", grs, big_n, df2, float(stats.f.sf(grs, big_n, df2)),
+        rows.append(_row("grs", None, "F", grs, big_n, df2, f_sf(grs, big_n, df2),
                          f"GRS (1989) on first-pass alphas, N = {big_n}, T = {t_ts}, K = {k}; "
                          "assumes traded excess-return factors"))
     if want_pricing:
@@ -304,7 +304,7 @@ def _chi2_row(se_type: str, alpha: np.ndarray, cov: np.ndarray, dof: int, note: 
         return _skip("pricing_chi2", se_type, "the covariance of the pricing errors has rank below N - p")
     z = vecs[:, keep].T @ alpha
     stat = float(np.sum(z * z / vals[keep]))
-    return _row("pricing_chi2", se_type, "chi2", stat, dof, None, float(stats.chi2.sf(stat, dof)), note)
+    return _row("pricing_chi2", se_type, "chi2", stat, dof, None, chi2_sf(stat, dof), note)
 
 
 def summary_lines(tests: pl.DataFrame) -> list[str]:

@@ -299,8 +299,11 @@ def history(database: Any, name: str, schema: str = "fmduck") -> pl.DataFrame:
     return frame
 
 
-def load_run(database: Any, name: str, schema: str = "fmduck") -> FamaMacBethResults:
-    """Read a stored run back from the result tables (``database``: an engine, connection, path or URL)."""
+def load_run(database: Any, name: str, schema: str = "fmduck", *, extra: tuple[str, ...] | None = None,
+             first_pass: bool = True) -> FamaMacBethResults:
+    """Read a stored run back from the result tables (``database``: an engine, connection, path or URL).
+    ``extra``: the tables of ``results.extra`` to read (default: the tests and every design table);
+    ``first_pass=False``: not the first pass (an update reads the windows it needs in SQL)."""
     engine = connect(database)
     q = _q(schema)
     if name not in run_names(engine, schema):
@@ -340,8 +343,8 @@ def load_run(database: Any, name: str, schema: str = "fmduck") -> FamaMacBethRes
 
     return (results_class(run.get("design")) or FamaMacBethResults)(
         run, lambdas=wide, estimates=estimates, pricing_errors=read("pricing_errors", "asset"),
-        skipped=read("skipped", "pass, asset, period"), extra=_read_extra(engine, q, params),
-        first_pass=_first_pass(engine, schema, name, len(terms)) if terms else None,
+        skipped=read("skipped", "pass, asset, period"), extra=_read_extra(engine, q, params, extra),
+        first_pass=_first_pass(engine, schema, name, len(terms)) if terms and first_pass else None,
     )
 
 
@@ -371,10 +374,11 @@ def windows_reader(engine: Any, schema: str, name: str, n_terms: int) -> Any:
     return windows
 
 
-def _read_extra(engine: Any, q: str, params: dict[str, Any]) -> dict[str, pl.DataFrame]:
-    """The run's rows of the tests table and of every design table that has some."""
+def _read_extra(engine: Any, q: str, params: dict[str, Any], tables: tuple[str, ...] | None = None
+                ) -> dict[str, pl.DataFrame]:
+    """The run's rows of the tests table and of every design table that has some (or of ``tables``)."""
     extra = {}
-    for table in ["tests", "input_fingerprints", *(t["name"] for t in design_tables())]:
+    for table in tables if tables is not None else ["tests", "input_fingerprints", *(t["name"] for t in design_tables())]:
         try:
             frame = engine.query(_sql(engine, f"SELECT * FROM {q}.{templates.ident(table)} WHERE run_name = $run_name"),
                                  params)

@@ -1,11 +1,13 @@
 """``fmduck update DB RUN [--as NEW]``: bring a stored run up to date with its inputs, recomputing only what changed.
 
 1. The stored run gives its spec and the fingerprints of its inputs per period (``fmduck.input_fingerprints``).
-2. The same fingerprints are taken of the inputs now (SQL, one GROUP BY per input) and compared: nothing
-   changed -> nothing is done (None, and the CLI says so).
+2. The same fingerprints are taken of the inputs now (SQL, one GROUP BY per input; once: the update's plan
+   reuses them and stores them with the new version) and compared: nothing changed -> nothing is done
+   (None, and the CLI says so).
 3. A rolling-beta or characteristic two-pass run is updated incrementally (fmduck/designs/twopass_update.py):
-   the windows and cross-sections that read a changed period, then pricing errors, coverage, pass 3 and
-   the tests over all periods. Everything else is recomputed in full, and the record says why:
+   the windows and cross-sections that read a changed period, then pass 3 and the tests over all periods;
+   pricing errors and coverage over the appended periods only, merged with the stored run's, when only
+   periods after its last one were added — else over all periods. Everything else is recomputed in full, and the record says why:
    full-sample betas change everywhere; a grid, fm1973's cohorts, pooled and mimicking are full-sample
    by nature; a calendar whose stored periods moved shifts every index; results stored in another database
    than the inputs.
@@ -46,7 +48,7 @@ def update(database: Any, name: str, *, schema: str = "fmduck", new_name: str | 
     say = progress or (lambda _m: None)
     engine = connect(database)
     results_engine = engine if results is None else connect(results)
-    old = store.load_run(results_engine, name, schema)
+    old = store.load_run(results_engine, name, schema, extra=("input_fingerprints",), first_pass=False)
     stored = old.extra.get("input_fingerprints")
     if stored is None or stored.height == 0:
         raise FmduckError(f"run {name!r} has no input fingerprints (stored by an older fmduck): run it again to "
@@ -56,8 +58,8 @@ def update(database: Any, name: str, *, schema: str = "fmduck", new_name: str | 
         raise SpecError(f"run {name!r} was fitted on a DataFrame: update reads its inputs again from tables or files")
     spec = Spec.from_dict({**data, "name": new_name or name, "replace": True})
     say("fingerprints of the inputs now")
-    changes = fingerprints.diff(stored.drop("run_name", "run_id", "period_index"),
-                                current_fingerprints(spec, engine).drop("period_index"))
+    now = current_fingerprints(spec, engine)
+    changes = fingerprints.diff(stored.drop("run_name", "run_id", "period_index"), now.drop("period_index"))
     if changes.none:
         return None
     version = int(old.run.get("version") or 1) + 1
@@ -68,7 +70,7 @@ def update(database: Any, name: str, *, schema: str = "fmduck", new_name: str | 
         from fmduck.designs import twopass_update
 
         try:
-            return _incremental(spec, engine, old, changes, schema, options, say)
+            return _incremental(spec, engine, old, changes, now, schema, options, say)
         except twopass_update.NeedsFull as exc:
             reason = str(exc)
     say(f"recomputing in full: {reason}")
@@ -91,18 +93,25 @@ def _full_reason(design: Any, spec: Any, elsewhere: bool) -> str | None:
     return None
 
 
-def _incremental(spec: Any, engine: Any, old: Any, changes: Any, schema: str, options: dict[str, Any],
+def _incremental(spec: Any, engine: Any, old: Any, changes: Any, now: Any, schema: str, options: dict[str, Any],
                  say: Progress) -> Any:
     from fmduck.designs import twopass_update
 
     store.check_writable(engine, spec.schema, replace=True)
     with Run(spec, engine, progress=say) as run:
         cat = designs.get(spec.design).catalog(spec, engine)
-        out, recomputed = twopass_update.fit(run, cat, old, changes, schema)
+        out, recomputed = twopass_update.fit(run, cat, old, changes, schema, now)
         replace_ends = recomputed.pop("replace_window_ends")
         results = fitting.assemble(run, out, spec)
         say(f"writing version {options['version']} of run {spec.name!r}")
         keep = {"from": old.name, "replace": replace_ends} if spec.beta_based else None
         store.write(engine, spec.schema, results, replace=True, first_pass=out.first_pass, keep_windows=keep,
                     recomputed=recomputed, **options)
-    return store.load_run(engine, spec.name, spec.schema)
+    results.run.update(recomputed=recomputed, **options)
+    # the results as written (no second read of the run): the first pass read from the store on use
+    windows = store.windows_reader(engine, spec.schema, spec.name, len(out.first_pass_terms)) if out.first_pass else None
+    stored = type(results)(results.run, lambdas=results.lambdas, estimates=results.estimates,
+                           pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
+                           first_pass=windows)
+    stored.warnings = results.warnings
+    return stored

@@ -25,11 +25,28 @@ SPECS = {
     "rolling": {"factor_cols": ["mkt", "smb"], "window": 24, "min_obs": 12, "nw_lags": 3},
     "full": {"factor_cols": ["mkt", "smb"], "nw_lags": 3},
     "chars": {"chars": ["size"], "char_lag": 1, "nw_lags": 3},
+    "rolling_chars": {"factor_cols": ["mkt", "smb"], "chars": ["size"], "char_lag": 1, "window": 24, "min_obs": 12,
+                      "beta_max_age": 3, "nw_lags": 3},
 }
 
 
-def _data():
-    return oracles.synthetic_panel(seed=5, n_assets=12, n_periods=T + 12, missing=0.1, null_ret=0.02, chars=["size"])
+def _data(late: bool = False):
+    """The panel (periods 1..T+11) and factors; ``late``: two more assets that start just before T — LATE
+    at T−13 (its first window, W = 24 and min_obs 12, ends at T−2: one pass-2 residual before T) and LAST
+    at T−2 (one lagged-characteristic residual before T) — whose stored pricing errors have one period."""
+    panel, factors = oracles.synthetic_panel(seed=5, n_assets=12, n_periods=T + 12, missing=0.1, null_ret=0.02,
+                                             chars=["size"])
+    if late:  # every period present: r = 0.1 + mkt + 0.5 smb + noise
+        rng = np.random.default_rng(11)
+        extra = []
+        for name, start in (("LATE", T - 13), ("LAST", T - 2)):
+            f = factors.filter(pl.col("period") >= start)
+            noise = 2.0 * rng.standard_normal(f.height)
+            extra.append(f.select(pl.lit(name).alias("asset"), pl.col("period"),
+                                  (0.1 + pl.col("mkt") + 0.5 * pl.col("smb") + pl.Series(noise)).alias("ret"),
+                                  pl.Series("size", rng.standard_normal(f.height))))
+        panel = pl.concat([panel, *extra])
+    return panel, factors
 
 
 def _load(con, panel: pl.DataFrame, factors: pl.DataFrame) -> None:
@@ -102,7 +119,7 @@ def _change(kind: str, panel: pl.DataFrame, factors: pl.DataFrame) -> tuple[pl.D
 
 
 @pytest.mark.parametrize("scenario", ["append1", "append12", "restate", "new_asset", "delete"])
-@pytest.mark.parametrize("kind", ["rolling", "full", "chars"])
+@pytest.mark.parametrize("kind", ["rolling", "full", "chars", "rolling_chars"])
 def test_update_equals_a_fresh_run(kind, scenario):
     panel, factors = _data()
     con = duckdb.connect()
@@ -119,6 +136,102 @@ def test_update_equals_a_fresh_run(kind, scenario):
         assert "full-sample betas" in recomputed["reason"]
     if kind == "rolling" and scenario == "append1":  # only the new period's windows and cross-section
         assert recomputed["window_ends"].endswith("(1)") and recomputed["cross_sections"] == 1
+    if kind != "full":  # an append merges pricing errors and coverage with the stored run's; history: every period
+        merged = recomputed["pricing_errors_and_coverage"].startswith("the appended periods")
+        assert merged == scenario.startswith("append"), recomputed
+
+
+@pytest.mark.parametrize("kind", ["rolling", "chars", "rolling_chars"])
+def test_append_solves_again_the_assets_with_one_stored_period(kind):
+    """LATE / LAST have one pass-2 residual in the stored run: their stored α is NULL (no s.e. from one
+    period), so nothing to merge — their pricing errors are solved again over all their periods."""
+    panel, factors = _data(late=True)
+    con = duckdb.connect()
+    _load(con, *_append(panel, factors, T - 1))
+    FamaMacBeth(_spec("r", kind), con).fit()
+    single = load_run(con, "r").pricing_errors.filter(pl.col("asset").is_in(["LATE", "LAST"]))
+    assert single.filter(pl.col("n_periods") == 1).height >= 1 and single["alpha"].null_count() >= 1
+    _load(con, *_append(panel, factors, T))
+    out = FamaMacBeth(_spec("r", kind), con).update()
+    assert "solved again" in out.run["recomputed"]["pricing_errors_and_coverage"]
+    FamaMacBeth(_spec("fresh", kind), con).fit()
+    same_run(con, "r", "fresh")
+    assert load_run(con, "r").pricing_errors.filter(pl.col("asset").is_in(["LATE", "LAST"]))["alpha"].null_count() \
+        < single["alpha"].null_count()
+
+
+@pytest.mark.parametrize("kind", ["rolling", "chars"])
+def test_append_of_factors_for_panel_rows_stored_outside_the_calendar(kind):
+    """The panel had period T's rows when the run was stored, the factors did not (those rows counted as
+    'no factor row'): the factors of T arrive, and the append counts those rows again."""
+    panel, factors = _data()
+    con = duckdb.connect()
+    spec_kind = kind if kind != "chars" else "rolling_chars"
+    _load(con, panel.filter(pl.col("period") <= T), factors.filter(pl.col("period") <= T - 1))
+    FamaMacBeth(_spec("r", spec_kind), con).fit()
+    assert load_run(con, "r").run["coverage"].get("no_period", 0) > 0
+    _load(con, *_append(panel, factors, T))
+    out = FamaMacBeth(_spec("r", spec_kind), con).update()
+    assert out.run["recomputed"]["pricing_errors_and_coverage"].startswith("the appended periods")
+    FamaMacBeth(_spec("fresh", spec_kind), con).fit()
+    same_run(con, "r", "fresh")
+    assert load_run(con, "r").run["coverage"].get("no_period", 0) == 0
+
+
+@pytest.mark.parametrize("period", [T, 30])
+def test_update_refuses_a_repeated_key_like_a_fresh_run(period):
+    """The key check of an update looks at the periods whose fingerprint changed only: a repeated (asset,
+    period) row appended (period T) or slipped into the stored history (period 30) is refused all the same,
+    with the message a fresh run gives; a NULL period is refused too."""
+    from fmduck.errors import InputError
+
+    panel, factors = _data()
+    con = duckdb.connect()
+    _load(con, *_append(panel, factors, T - 1))
+    FamaMacBeth(_spec("r", "rolling"), con).fit()
+    final_p, final_f = _append(panel, factors, T)
+    row = final_p.filter((pl.col("period") == period) & pl.col("ret").is_not_null()).head(1)
+    _load(con, pl.concat([final_p, row]), final_f)
+    with pytest.raises(InputError, match="duplicate") as update_error:
+        FamaMacBeth(_spec("r", "rolling"), con).update()
+    with pytest.raises(InputError, match="duplicate") as fresh_error:
+        FamaMacBeth(_spec("fresh", "rolling"), con).fit()
+    assert str(update_error.value) == str(fresh_error.value)
+    _load(con, pl.concat([final_p, row.with_columns(pl.lit(None, pl.Int64).alias("period"))]), final_f)
+    with pytest.raises(InputError, match="NULL"):
+        FamaMacBeth(_spec("r", "rolling"), con).update()
+
+
+def test_pricing_combine_equals_the_moments_of_all_periods():
+    """pricing.combine against numpy over the concatenated residuals: α = mean, se = sd(ddof=1)/√n, t, n;
+    an asset without new residuals keeps its stored row bit for bit; a new asset; one stored period -> redo."""
+    from fmduck.passes import pricing
+
+    rng = np.random.default_rng(3)
+    res = {"A": rng.normal(0.01, 0.1, 37), "B": rng.normal(-0.02, 0.2, 5), "C": rng.normal(0, 0.1, 9),
+           "D": rng.normal(0.5, 1e-3, 1)}
+    new = {"A": rng.normal(0.01, 0.1, 1), "B": rng.normal(0, 0.2, 12), "E": rng.normal(0, 0.1, 3),
+           "D": rng.normal(0.5, 1e-3, 2)}
+
+    def row(e):
+        n = len(e)
+        if n < 2:
+            return {"alpha": None, "std_error": None, "t_stat": None, "n_periods": n}
+        se = float(np.std(e, ddof=1) / np.sqrt(n))
+        return {"alpha": float(np.mean(e)), "std_error": se, "t_stat": float(np.mean(e)) / se, "n_periods": n}
+
+    old = pl.DataFrame([{"asset": a, "asset_int": None, **row(e)} for a, e in res.items()], schema=pricing.SCHEMA)
+    moments = pl.DataFrame([{"asset": a, "asset_int": None, "n": len(e), "mean": float(np.mean(e)),
+                             "m2": float(np.sum((e - np.mean(e)) ** 2))} for a, e in new.items()])
+    out, redo = pricing.combine(old, moments)
+    assert redo == ["D"] and "D" not in out["asset"].to_list()
+    assert out.filter(pl.col("asset") == "C").row(0) == old.filter(pl.col("asset") == "C").row(0)
+    for a in ("A", "B", "E"):
+        want = row(np.concatenate([res.get(a, np.empty(0)), new[a]]))
+        got = out.filter(pl.col("asset") == a).row(0, named=True)
+        assert got["n_periods"] == want["n_periods"]
+        for col in ("alpha", "std_error", "t_stat"):
+            np.testing.assert_allclose(got[col], want[col], rtol=1e-13, err_msg=f"{a}.{col}")
 
 
 def test_nothing_changed_does_nothing_and_history_lists_versions(tmp_path, capsys):
@@ -160,7 +273,7 @@ def test_update_as_new_name_keeps_the_old_run():
 
 @pytest.mark.postgres
 def test_update_on_postgres(pg):
-    panel, factors = _data()
+    panel, factors = _data(late=True)  # LATE's pricing errors are solved again: that SQL runs on PostgreSQL too
     base_p, base_f = _append(panel, factors, T - 1)
     for name, frame in (("panel", base_p), ("facs", base_f)):
         pg.execute(f"DROP TABLE IF EXISTS {name}")
@@ -171,5 +284,6 @@ def test_update_on_postgres(pg):
     pg.insert('"facs"', new_f.filter(pl.col("period") == T))
     out = FamaMacBeth(_spec("r", "rolling"), pg).update()
     assert out.run["recomputed"]["mode"] == "incremental"
+    assert "solved again" in out.run["recomputed"]["pricing_errors_and_coverage"]
     FamaMacBeth(_spec("fresh", "rolling"), pg).fit()
     same_run(pg, "r", "fresh")

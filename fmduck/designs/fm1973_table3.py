@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from fmduck.errors import InputError
-from fmduck.inference import fm_covariance, inference, newey_west_covariance
+from fmduck.inference import fm_covariance, inference, newey_west_covariance, t_sf
 
 TESTS = {
     # term: (test, null hypothesis, alternative)
@@ -93,7 +92,7 @@ def _period_stats(term: str, values: np.ndarray, lags: int, divisor: str) -> dic
             out.update({f"{label}_std_error": None, f"{label}_t": None, f"{label}_p": None, f"reject_{label}": None})
             continue
         t_stat = float(inf.t_stat[0])
-        p = float(stats.t.sf(t_stat, n - 1)) if alternative == "greater" else float(inf.p_value[0])
+        p = t_sf(t_stat, n - 1) if alternative == "greater" else float(inf.p_value[0])
         out.update({f"{label}_std_error": float(inf.std_error[0]), f"{label}_t": t_stat,
                     f"{label}_p": p if test else None, f"reject_{label}": bool(p < LEVEL) if test else None})
     out["nw_lags"] = lag if n > 1 else None

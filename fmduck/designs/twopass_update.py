@@ -1,22 +1,33 @@
 """An incremental update of a stored two-pass run (rolling betas or characteristics only).
 
-Given what changed in the inputs since the run (:class:`fmduck.fingerprints.Changes`, period keys), the
-plan recomputes only what depends on it, inside the engine:
+Given what changed in the inputs since the run (:class:`fmduck.fingerprints.Changes`, period keys) and
+the fingerprints of the inputs now (their calendar), the plan recomputes only what depends on it, inside
+the engine:
 
 - pass 1: the rolling windows whose W periods contain a changed period of the panel or the factors
-  (the windows ending in [t, t + W − 1]); the rows read start W − 1 periods before the first of them.
-  The other windows are the stored ones (``first_pass_windows``), read back as the betas pass 2 joins;
-- pass 2: the cross-sections of changed periods, of periods whose (lagged) betas were recomputed
-  (windows ending in [t − beta_max_age, t − beta_lag]) and of periods whose lagged characteristics
-  changed; the other λ_t are the stored ones;
-- pricing errors, coverage, pass 3 and the tests: over all periods (one pass over the panel).
+  (the windows ending in [t, t + W − 1]) and those ending in a new calendar period; the rows read start
+  W − 1 periods before the first of them;
+- pass 2: the cross-sections of changed periods, of new calendar periods, of periods whose (lagged)
+  betas were recomputed (windows ending in [t − beta_max_age, t − beta_lag]) and of periods whose
+  lagged characteristics changed; the other λ_t are the stored ones, read back with the stored windows
+  they join (``first_pass_windows``);
+- pass 3 and the tests: over all λ_t (cheap, in Python).
+
+Pricing errors and coverage depend on every period. An **append** — only new periods after the stored
+run's last one, nothing stored changed or removed, the calendar only grown — leaves every stored period,
+window, λ_t and residual as it was: then they are computed over the appended periods' rows only and
+merged with the stored run's (pricing errors by the pairwise update of the per-asset moments,
+:func:`fmduck.passes.pricing.combine`; coverage by adding the counts, :func:`fmduck.passes.coverage.appended`),
+and pass 2 reads only the stored windows it joins. Otherwise (restated history, a deleted row, a new asset
+in the middle) they are recomputed over every period, with the whole stored first pass; the run's
+``recomputed`` record says which.
 The calendar must keep every stored period at its place (new periods after the last one; removed ones
 only at the end): otherwise the period index moves and the caller recomputes everything.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,8 +36,8 @@ import polars as pl
 from fmduck import checks, fingerprints, inputs, templates
 from fmduck.designs import twopass
 from fmduck.errors import FmduckError
-from fmduck.moments import solve_source
-from fmduck.passes import coverage, pass1, pass2
+from fmduck.moments import RowSource, solve_source
+from fmduck.passes import coverage, pass1, pass2, pricing
 from fmduck.plan import Plan, State
 from fmduck.store import TableCopy
 
@@ -41,6 +52,8 @@ class Affected:
     periods: list[int]  # cross-sections recomputed
     removed: list[int]  # pidx of stored windows / λ_t no longer in the calendar
     calendar: int  # periods in the new calendar
+    last: int = 0  # the stored run's last period index
+    appended: bool = False  # only periods after ``last`` changed: pricing errors and coverage are merged
 
 
 def affected(spec: Any, old: Any, changes: fingerprints.Changes, calendar: pl.DataFrame,
@@ -60,11 +73,13 @@ def affected(spec: Any, old: Any, changes: fingerprints.Changes, calendar: pl.Da
     factor = {index[p] for p in changes.periods("factors") if p in index}
     t = len(calendar)
     changed = panel | factor
+    new_periods = set(range(last + 1, t + 1))  # no stored λ_t or window: always computed
     windows: set[int] = set()
     if spec.rolling:
         for p in changed:
             windows.update(range(p, min(p + spec.window - 1, t) + 1))
-    periods = set(panel) | (factor if rf_in_factors or spec.rolling else set())
+        windows.update(new_periods)
+    periods = set(panel) | (factor if rf_in_factors or spec.rolling else set()) | new_periods
     if spec.rolling:
         oldest = spec.beta_max_age or spec.beta_lag
         for e in windows:
@@ -73,33 +88,52 @@ def affected(spec: Any, old: Any, changes: fingerprints.Changes, calendar: pl.Da
         raise NeedsFull("full-sample betas change everywhere when any period changes: pass 1 recomputed in full")
     if spec.chars and spec.char_lag:
         periods.update(p + spec.char_lag for p in panel if p + spec.char_lag <= t)
-    return Affected(sorted(windows), sorted(periods), removed, t)
+    history = any(changes.changed.values()) or any(changes.removed.values()) or bool(removed)
+    appended = (not history and bool(periods) and min(periods) > last and all(w > last for w in windows)
+                and bool(old.run.get("coverage")))
+    return Affected(sorted(windows), sorted(periods), removed, t, last, appended)
 
 
-def build(run: Any, cat: inputs.Catalog, old: Any, changes: fingerprints.Changes, schema: str) -> tuple[Plan, Any]:
-    """The incremental plan (see the module docstring); the affected sets are uploaded when the calendar is known."""
+def calendar_of(spec: Any, prints: pl.DataFrame) -> pl.DataFrame:
+    """The calendar (period text, pidx) that the fingerprints ``prints`` were taken with: the periods of
+    the relation that defines time (the factors, else the panel) have their calendar index."""
+    source = "factors" if spec.factors is not None else "returns"
+    return (prints.filter((pl.col("source") == source) & pl.col("period_index").is_not_null())
+            .select("period", pl.col("period_index").alias("pidx")).unique().sort("pidx"))
+
+
+def build(run: Any, cat: inputs.Catalog, old: Any, changes: fingerprints.Changes, schema: str,
+          prints: pl.DataFrame) -> tuple[Plan, Any, Affected]:
+    """The incremental plan (see the module docstring) and the affected sets, found from the calendar of
+    the fingerprints ``prints`` (checked against the calendar the plan computes)."""
     spec = run.spec
+    found = affected(spec, old, changes, calendar_of(spec, prints), cat.rf_in_factors)
+    run.upload("affected_windows", pl.DataFrame({"pidx": found.windows}, schema={"pidx": pl.Int64}))
+    run.upload("affected_periods", pl.DataFrame({"pidx": found.periods}, schema={"pidx": pl.Int64}))
+    keys = sorted(p for p in changes.added.get("returns", set()) | changes.changed.get("returns", set()) if p is not None)
+    run.upload("changed_keys", pl.DataFrame({"period": keys}, schema={"period": pl.Utf8}))
     plan = Plan(run.dialect, run.name)
     plan.calendar_kind = cat.calendar_key.kind
-    checks.add(plan, run, spec, cat)
     plan.add("calendar", "calendar", templates.source("calendar", plan.dialect, relation=cat.calendar_relation.sql,
                                                       key=cat.calendar_key.sql("r")), kind="create")
-    fingerprints.add(plan, cat)
+    outside = prints.filter((pl.col("source") == "returns") & pl.col("period_index").is_null())["period"].to_list()
+    _checks(plan, run, spec, cat, in_calendar=not set(keys) & set(outside))
 
-    def sets(state: State, frame: pl.DataFrame) -> None:
-        found = affected(spec, old, changes, frame.sort("pidx"), cat.rf_in_factors)
-        state["affected"] = found
-        run.upload("affected_windows", pl.DataFrame({"pidx": found.windows}, schema={"pidx": pl.Int64}))
-        run.upload("affected_periods", pl.DataFrame({"pidx": found.periods}, schema={"pidx": pl.Int64}))
+    def same(_state: State, frame: pl.DataFrame) -> None:
+        if affected(spec, old, changes, frame.sort("pidx"), cat.rf_in_factors) != found:
+            raise NeedsFull("the inputs changed while the update read them")
 
-    plan.add("affected", "update: the windows and periods to recompute",
-             f"SELECT CAST(period AS VARCHAR) AS period, pidx FROM {plan.name('calendar')}", then=sets)
+    plan.add("affected", "update: the calendar the fingerprints were taken with",
+             f"SELECT CAST(period AS VARCHAR) AS period, pidx FROM {plan.name('calendar')}", then=same)
     src, prep_params, notes = twopass.base_source(plan, spec, cat)
     variables = inputs.variables(spec, cat, plan.name("profile_returns"),
                                  plan.name("profile_factors") if cat.factors is not None else None)
     setup = twopass.Setup(cat, variables, src, notes=notes, params=prep_params)
+    if found.appended:  # pass 2, pricing errors and coverage read the appended periods' rows only
+        setup.src = _rows(plan, spec, cat, src, "rows_from")
+        setup.params = {**setup.params, "rows_from": found.periods[0] - (spec.char_lag if spec.chars else 0)}
     if spec.beta_based:
-        setup.first_pass = _first_pass(plan, spec, cat, src, variables, old, schema)
+        setup.first_pass = _first_pass(plan, spec, cat, src, variables, old, schema, found)
     regressors = twopass.regressors_of(spec, setup)
     options = twopass.options_check(plan, spec, setup, regressors)
     src2 = options.src.with_(periods=plan.name("affected_periods"))
@@ -112,32 +146,160 @@ def build(run: Any, cat: inputs.Catalog, old: Any, changes: fingerprints.Changes
     plan.check("lambdas_all", "update: the new lambda_t beside the stored ones", then=combined)
     setup.pass2 = pass2.Pass2(options.src, regressors, plan.name("lambdas_all"))
     twopass.build_tail(plan, spec, setup)
-    coverage.add(plan, spec, setup)
-    return plan, setup
+    if found.appended:
+        _appended_tail(plan, run, spec, setup, src, old, schema, found)
+    else:
+        coverage.add(plan, spec, setup)
+    return plan, setup, found
 
 
-def _first_pass(plan: Plan, spec: Any, cat: inputs.Catalog, src: Any, variables: Any, old: Any, schema: str) -> str:
+def _checks(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog, in_calendar: bool) -> None:
+    """The input checks of a run, the repeated or NULL keys of the panel looked for in the periods whose
+    fingerprint changed only (the others hold the rows the stored run checked; rows without a period are
+    always looked at; ``in_calendar``: every changed period is in the calendar, found through it). The
+    profiles stay whole: their typical sizes are the units check's."""
+    checks.add(plan, run, spec, cat)
+    rows = _rows_sql(plan, spec, cat, cat.returns.sql, keys=plan.name("changed_keys"), in_calendar=in_calendar)
+    keyed = Plan(plan.dialect, plan.name)
+    checks.add(keyed, run, spec, replace(cat, returns=replace(cat.returns, sql=f"({rows})")))
+    mine = {s.key: s for s in keyed.steps}
+    plan.steps = [mine["returns_keys"] if s.key == "returns_keys" else s for s in plan.steps]
+
+
+def _rows_sql(plan: Plan, spec: Any, cat: inputs.Catalog, returns: str, **options: Any) -> str:
+    """The panel rows an update reads (``sql/update_rows.sql.j2``; ``options``: assets, keys, bound, ends)."""
+    context = {"assets": None, "keys": None, "in_calendar": False, "bound": None, "ends": None, **options}
+    return templates.source("update_rows", plan.dialect, returns=returns, asset=templates.ident(spec.asset),
+                            key=cat.panel_key.sql("r"), key2=cat.panel_key.sql("r2"), calendar=plan.name("calendar"),
+                            **context)
+
+
+def _rows(plan: Plan, spec: Any, cat: inputs.Catalog, src: RowSource, bound: str | None, **options: Any) -> RowSource:
+    """``src`` reading only the panel rows of the periods from pidx $``bound`` on (or of ``assets``)."""
+    return src.with_(returns=f"({_rows_sql(plan, spec, cat, src.returns, bound=bound, **options)})")
+
+
+def _appended_tail(plan: Plan, run: Any, spec: Any, setup: Any, full: RowSource, old: Any, schema: str,
+                   found: Affected) -> None:
+    """An append's pricing errors and coverage: over the appended periods' rows, for merging with the
+    stored run's (:func:`_merge_appended`); the pricing errors of assets whose stored row cannot be merged
+    solved again over all their periods."""
+    cat = setup.catalog
+    periods = plan.name("affected_periods")
+    asset_cols = lambda expr: inputs.asset_columns(cat.returns, spec.asset, expr)
+    plan.steps = [s for s in plan.steps if s.key not in (pricing.KEY, f"{pricing.KEY}_read")]  # the full solve
+    params = {**pass2.params(spec), **setup.params}
+    src2 = pass2.source(spec, setup.src, cat, setup.first_pass).with_(periods=periods)
+
+    def merge(state: State, frame: pl.DataFrame) -> None:
+        state["pricing_errors"], redo = pricing.combine(old.pricing_errors, frame)
+        state["pricing_redo_assets"] = redo
+        if redo:
+            run.upload("redo_assets", pl.DataFrame({"asset": redo}, schema={"asset": pl.Utf8}))
+
+    pricing.add_appended(plan, spec, src2, setup.pass2.regressors, setup.variables.y, setup.pass2.table,
+                         asset_cols, params, then=merge)
+    again = lambda state: bool(state["pricing_redo_assets"])
+    redo_src = _rows(plan, spec, cat, full, None, assets=plan.name("redo_assets"))
+    betas = None
+    if setup.first_pass:
+        betas = _stored_windows(plan, spec, cat, schema, "first_pass_redo", "update: the windows of the assets "
+                                "whose pricing errors are solved again", old, assets=plan.name("redo_assets"),
+                                when=again)
+    pricing.add(plan, spec, pass2.source(spec, redo_src, cat, betas), setup.pass2.regressors, setup.variables.y,
+                setup.pass2.table, asset_cols, {**pass2.params(spec), **setup.params}, key="pricing_redo", when=again)
+    plan.check("pricing_merge", "update: pricing errors of the assets solved again", then=_merge_redo)
+    if setup.first_pass:
+        sql = templates.source("update_coverage_betas", plan.dialect, table=setup.first_pass,
+                               schema=templates.ident(schema), asset=_stored_asset(spec, cat))
+        plan.add("coverage_betas", "update: the first-pass rows the coverage reads", sql, kind="create",
+                 params={"old_name": old.name, "first_end": _first_end(spec, found)})
+        if spec.rolling and spec.chars and spec.char_lag:  # the coverage query also classifies lagged rows
+            count = templates.source("update_count", plan.dialect, variables=_plain([*setup.variables.factors,
+                                                                                        setup.variables.y]),
+                                     src=setup.src.with_(periods=periods))
+            plan.add("pass1_rows_appended", "update: the appended rows pass 1 can use", count, params=setup.params,
+                     then=lambda state, frame: state.__setitem__("pass1_rows_appended", int(frame["n"][0] or 0)))
+    coverage.add_appended(plan, spec, setup, periods, plan.name("coverage_betas") if setup.first_pass else None)
+
+
+def _plain(variables: list[Any]) -> list[dict[str, str]]:
+    return [{"expr": templates.sql(v.expr), "alias": f"v{i}", "shift": "CAST(0 AS DOUBLE)"}
+            for i, v in enumerate(variables)]
+
+
+def _merge_redo(state: State, _frame: Any) -> None:
+    redo = state.get("pricing_redo")
+    wanted = state["pricing_redo_assets"]
+    if not wanted:
+        return
+    if redo is None or set(redo["asset"].to_list()) != set(wanted):
+        raise FmduckError("update: the pricing errors of the assets solved again are missing")
+    merged = state["pricing_errors"]
+    state["pricing_errors"] = pl.concat([merged, redo.select(merged.columns).cast(merged.schema)]).sort("asset")
+
+
+def _merge_appended(spec: Any, old: Any, state: State, prints: pl.DataFrame) -> None:
+    """The coverage of the whole panel: the stored run's counts and the appended periods' (see
+    :func:`fmduck.passes.coverage.appended`); outside the calendar: counted from the fingerprints."""
+    no_period = prints.filter((pl.col("source") == "returns") & pl.col("period_index").is_null())["n"].sum()
+    frame = state["coverage_appended"]
+    pass1 = None
+    if spec.rolling:  # the coverage query's count, unless lagged rows were classified beside (counted apart)
+        pass1 = state.get("pass1_rows_appended")
+        if pass1 is None:
+            pass1 = int(frame.filter(pl.col("category") == "pass1_rows")["n"].sum() or 0)
+    state["coverage"] = coverage.appended(old.run["coverage"], frame, int(no_period or 0), pass1)
+
+
+def _first_end(spec: Any, found: Affected) -> int:
+    """The first window end the recomputed cross-sections can join (an append reads the stored ones from here)."""
+    return found.periods[0] - (spec.beta_max_age or spec.beta_lag)
+
+
+def _stored_asset(spec: Any, cat: inputs.Catalog) -> str:
+    """The stored asset (text, and asset_int for integer ids; alias w) as the source's type."""
+    relation = cat.returns
+    if inputs.asset_columns(relation, spec.asset, "x")[1][1] != "CAST(NULL AS BIGINT)":
+        return "w.asset_int"
+    return f"CAST(w.asset AS {relation.columns[spec.asset]})"
+
+
+def _stored_windows(plan: Plan, spec: Any, cat: inputs.Catalog, schema: str, key: str, label: str, old: Any, *,
+                    bounded: bool = False, assets: str | None = None, when: Any = None,
+                    params: dict[str, Any] | None = None) -> str:
+    sql = templates.source("update_first_pass", plan.dialect, schema=templates.ident(schema),
+                           asset=_stored_asset(spec, cat), new=plan.name("first_pass_new"),
+                           windows=plan.name("affected_windows"), calendar=plan.name("calendar"),
+                           n_terms=len(spec.factor_cols) + 1, bounded=bounded, assets=assets)
+    plan.add(key, label, sql, kind="create", params={"old_name": old.name, **(params or {})}, when=when)
+    return plan.name(key)
+
+
+def _first_pass(plan: Plan, spec: Any, cat: inputs.Catalog, src: Any, variables: Any, old: Any, schema: str,
+                found: Affected) -> str:
     """Pass 1 for the affected window ends, then the first-pass table pass 2 joins: the stored windows
-    that stay and the recomputed ones."""
+    that stay (an append: only those from the first one the recomputed cross-sections can join) and the
+    recomputed ones."""
+    rows = src
+    params = pass1.params(spec)
+    if found.appended and found.windows:  # the rows of the recomputed windows only
+        rows = _rows(plan, spec, cat, src, "window_rows_from", ends=plan.name("affected_windows"))
+        params["window_rows_from"] = found.windows[0] - (spec.window - 1)
     solve = solve_source(plan.dialect, pass1.keys(spec), [*variables.factors, variables.y],
-                         src.with_(pidx_from=plan.name("affected_windows")), rolling=True, intercept=True, min_df=1)
+                         rows.with_(pidx_from=plan.name("affected_windows")), rolling=True, intercept=True, min_df=1)
     plan.add("first_pass_new", "update: pass 1 for the windows that read changed periods",
              f"SELECT s.* FROM ({solve}) AS s JOIN {plan.name('affected_windows')} AS a ON a.pidx = s.pidx",
-             kind="create", params=pass1.params(spec))
-    k = len(spec.factor_cols) + 1
-    relation = cat.returns
-    asset_type = relation.columns[spec.asset]
-    typed = ("w.asset_int" if inputs.asset_columns(relation, spec.asset, "x")[1][1] != "CAST(NULL AS BIGINT)"
-             else f"CAST(w.asset AS {asset_type})")
-    sql = templates.source("update_first_pass", plan.dialect, schema=templates.ident(schema), asset=typed,
-                           new=plan.name("first_pass_new"), windows=plan.name("affected_windows"),
-                           calendar=plan.name("calendar"), n_terms=k)
-    plan.add("first_pass", "update: the first pass (stored windows and recomputed ones)", sql, kind="create",
-             params={"old_name": old.name})
-    plan.add("first_pass_outcomes", "pass 1: outcomes", templates.source("outcomes", plan.dialect,
-                                                                      table=plan.name("first_pass")),
+             kind="create", params=params)
+    bounds = {}
+    if found.appended:
+        bounds = {"first_end": _first_end(spec, found)}
+    table = _stored_windows(plan, spec, cat, schema, "first_pass", "update: the first pass (stored windows and "
+                            "recomputed ones)", old, bounded=found.appended, params=bounds)
+    outcomes = plan.name("first_pass_new") if found.appended else table
+    plan.add("first_pass_outcomes", "pass 1: outcomes", templates.source("outcomes", plan.dialect, table=outcomes),
              then=lambda state, frame: state.__setitem__("first_pass_outcomes", frame))
-    return plan.name("first_pass")
+    return table
 
 
 def _combine(run: Any, spec: Any, old: Any, state: State) -> None:
@@ -175,7 +337,8 @@ def _stored_index(old: Any) -> dict[str, int]:
 
 def _kept_failures(old: Any, state: State) -> None:
     """Pass-1 failures: the stored ones of windows not recomputed, and the new ones; the outcome counts
-    of every window (for the windows below min_obs)."""
+    of every window (for the windows below min_obs; an append counts the recomputed windows only, see
+    :func:`fmduck.passes.coverage.appended`)."""
     found: Affected = state["affected"]
     index = _stored_index(old)
     failed = old.skipped.filter((pl.col("pass") == "first_pass") & pl.col("period").is_not_null())
@@ -187,7 +350,7 @@ def _kept_failures(old: Any, state: State) -> None:
     state["first_pass_failures"] = pl.concat(parts, how="vertical_relaxed") if parts else None
     kept = failed.height if failed is not None else 0
     outcomes = state.get("first_pass_outcomes")
-    if outcomes is not None and kept:
+    if outcomes is not None and kept and not found.appended:
         state["first_pass_outcomes"] = pl.concat([outcomes, pl.DataFrame(
             {"ok": [False], "reason": ["stored failures"], "n": [kept], "nobs": [0]},
             schema=outcomes.schema)], how="vertical_relaxed")
@@ -205,19 +368,27 @@ def replaced(state: State) -> list[int]:
     return sorted(set(found.windows) | set(found.removed))
 
 
-def fit(run: Any, cat: inputs.Catalog, old: Any, changes: fingerprints.Changes, schema: str) -> tuple[Any, dict]:
-    """(RunOutput, what was recomputed) of an incremental update."""
-    plan, setup = build(run, cat, old, changes, schema)
-    state = plan.execute(run)
+def fit(run: Any, cat: inputs.Catalog, old: Any, changes: fingerprints.Changes, schema: str,
+        prints: pl.DataFrame) -> tuple[Any, dict]:
+    """(RunOutput, what was recomputed) of an incremental update; ``prints``: the fingerprints of the
+    inputs now (taken once by the caller, stored with the new version)."""
+    plan, setup, found = build(run, cat, old, changes, schema, prints)
+    state = plan.execute(run, State({"fingerprints": [prints], "affected": found}))
     if setup.first_pass:
         _kept_failures(old, state)
+    if found.appended:
+        _merge_appended(run.spec, old, state, prints)
     out = twopass.finish(run, run.spec, setup, state)
-    found: Affected = state["affected"]
     if setup.first_pass:
         out.first_pass = first_pass_copy(run, run.spec, setup)
+    redo = state.get("pricing_redo_assets") or []
+    tail = ("the appended periods, merged with the stored run's" + (f" ({len(redo)} asset(s) solved again)"
+                                                                    if redo else "")
+            if found.appended else "every period (stored history changed)")
     recomputed = {"mode": "incremental", "windows": len(found.windows) and _count(run, "first_pass_new"),
                   "window_ends": _span(found.windows), "cross_sections": len(found.periods),
                   "periods": _span(found.periods), "removed_periods": len(found.removed),
+                  "pricing_errors_and_coverage": tail,
                   "replace_window_ends": replaced(state), **changes.describe()}
     return out, recomputed
 

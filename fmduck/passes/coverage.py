@@ -38,10 +38,28 @@ REASONS = {
 
 def add(plan: Plan, spec: Any, setup: Any) -> None:
     """The coverage step (after pass 2): counts per category, and pass 1's usable rows."""
+    sql, params = _source(plan, spec, setup, setup.first_pass)
+    plan.add("coverage", "coverage: the panel rows each step left out", sql, params=params,
+             then=lambda state, frame: state.__setitem__("coverage", frame))
+
+
+def add_appended(plan: Plan, spec: Any, setup: Any, periods: str, betas: str | None) -> None:
+    """The coverage of an update's appended periods only (state ``coverage_appended``, merged by
+    :func:`appended`): the same classification over ``setup.src`` (the rows an update reads), the rows of
+    periods not in the table ``periods`` (those only a lagged characteristic reads) counted as 'outside';
+    ``betas``: the first-pass rows (asset, pidx, ok) that say whether an asset had a beta before."""
+    outside = {"category": "outside", "condition": f"p.fmduck_pidx NOT IN (SELECT pidx FROM {periods})"}
+    sql, params = _source(plan, spec, setup, betas, first=[outside])
+    plan.add("coverage_appended", "coverage: the rows of the appended periods", sql, params=params,
+             then=lambda state, frame: state.__setitem__("coverage_appended", frame))
+
+
+def _source(plan: Plan, spec: Any, setup: Any, betas: str | None, first: list[dict[str, str]] = ()
+            ) -> tuple[str, dict[str, Any]]:
     src = setup.src
     cat = setup.catalog
     variables = setup.variables
-    conditions: list[dict[str, str]] = []
+    conditions: list[dict[str, str]] = list(first)
     factor_cols = [templates.column(c, "f") for c in spec.factor_cols]
     if cat.rf_in_factors:
         factor_cols.append(templates.column(spec.rf, "f"))
@@ -56,7 +74,7 @@ def add(plan: Plan, spec: Any, setup: Any) -> None:
     beta = None
     if setup.first_pass:
         lag = "$beta_lag" if spec.rolling else None
-        beta = {"table": setup.first_pass, "rolling": spec.rolling, "lag": lag,
+        beta = {"table": betas, "rolling": spec.rolling, "lag": lag,
                 "max_age": "$beta_max_age" if spec.rolling and spec.beta_max_age else None}
     if spec.weights:
         conditions_after = [{"category": "null_weight",
@@ -67,7 +85,7 @@ def add(plan: Plan, spec: Any, setup: Any) -> None:
     if spec.absorb:
         conditions_after.append({"category": "null_category",
                                  "condition": f"{templates.sql(templates.column(spec.absorb, 'p'))} IS NULL"})
-    sql = templates.source("coverage", plan.dialect, src=src.with_(betas=None, betas_table=setup.first_pass),
+    sql = templates.source("coverage", plan.dialect, src=src.with_(betas=None, betas_table=betas),
                            conditions=conditions,
                            after=conditions_after, beta=beta, char_lag=bool(spec.chars and spec.char_lag),
                            lambdas=setup.pass2.table,
@@ -76,8 +94,7 @@ def add(plan: Plan, spec: Any, setup: Any) -> None:
     params = {"beta_lag": spec.beta_lag, "char_lag": spec.char_lag}
     if spec.rolling and spec.beta_max_age:
         params["beta_max_age"] = spec.beta_max_age
-    plan.add("coverage", "coverage: the panel rows each step left out", sql, params={**params, **setup.params},
-             then=lambda state, frame: state.__setitem__("coverage", frame))
+    return sql, {**params, **setup.params}
 
 
 def summarize(spec: Any, state: State) -> tuple[dict[str, Any], pl.DataFrame, list[str]]:
@@ -111,6 +128,28 @@ def summarize(spec: Any, state: State) -> tuple[dict[str, Any], pl.DataFrame, li
                         f"{silent[biggest]:,} rows — {REASONS[biggest][0]} (fmduck.skipped, pass 'coverage', has "
                         "every count)")
     return record, skipped, warnings
+
+
+def appended(old: dict[str, Any], frame: pl.DataFrame, no_period: int, pass1_rows: int | None) -> pl.DataFrame:
+    """The coverage counts of the whole panel after an append (``fmduck update``), as the coverage step's
+    rows (category, n, and 'pass1_rows') for :func:`summarize`, from
+
+    - ``old``: the stored run's record — its rows keep their category, since an append changes no stored
+      period, window or λ_t and the calendar only grows after its last period;
+    - ``frame``: the counts of the appended periods' rows (:func:`add_appended`; 'outside' dropped);
+    - ``no_period``: the panel rows whose period is not in the calendar now, counted again over the
+      whole panel from the input fingerprints (rows of an appended period were 'no_period' before);
+    - ``pass1_rows``: the appended periods' rows pass 1 can use (None without a first pass): 'pass1_rows'
+      is the stored windows_below_min_obs plus these, so that with ``first_pass_outcomes`` holding the
+      recomputed windows only, :func:`summarize` counts below = stored + appended rows − new windows.
+    Categories with no row are left out, as the coverage query leaves them out."""
+    new = {r["category"]: int(r["n"] or 0) for r in frame.iter_rows(named=True)}
+    counts = {c: int(old.get(c) or 0) + new.get(c, 0) for c in (*REASONS, "used") if c != "no_period"}
+    counts["no_period"] = int(no_period)
+    rows = [(c, n) for c, n in counts.items() if n]
+    if pass1_rows is not None:
+        rows.append(("pass1_rows", int(old.get("windows_below_min_obs") or 0) + int(pass1_rows)))
+    return pl.DataFrame(rows, schema={"category": pl.Utf8, "n": pl.Int64}, orient="row")
 
 
 def line(record: dict[str, Any]) -> str:
