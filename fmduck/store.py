@@ -177,6 +177,11 @@ def write(engine: Any, schema: str, results: FamaMacBethResults, *, replace: boo
         if name in run_names(engine, schema):
             if not replace:
                 raise RunExistsError(_exists(name, schema))
+            if recomputed is None:  # a new run under a stored name (--replace): the name's next version
+                before = engine.query(_sql(engine, f"SELECT run_id, version FROM {q}.runs WHERE run_name = $run_name"),
+                                      {"run_name": name}).row(0, named=True)
+                version, parent_run_id = int(before["version"] or 1) + 1, before["run_id"]
+                recomputed = {"mode": "replaced", "reason": "a new run under the same name (--replace)"}
             in_place = keep_windows is not None and keep_windows["from"] == name
             _delete(engine, schema, name, keep=("first_pass_windows",) if in_place else ())
         if keep_windows is not None:

@@ -256,6 +256,25 @@ def test_nothing_changed_does_nothing_and_history_lists_versions(tmp_path, capsy
     assert versions == [(2, first[0][0])]
 
 
+def test_replace_is_the_next_version_in_the_history():
+    """A new run under a stored name (--replace) is that name's next version, its parent the run it
+    replaced, its record saying so; an update after it continues the numbering."""
+    panel, factors = _data()
+    con = duckdb.connect()
+    _load(con, *_append(panel, factors, T - 1))
+    first = FamaMacBeth(_spec("r", "rolling"), con).fit().run["run_id"]
+    second = FamaMacBeth(_spec("r", "rolling").replace_with(replace=True), con).fit().run["run_id"]
+    _load(con, *_append(panel, factors, T))
+    FamaMacBeth(_spec("r", "rolling"), con).update()
+    rows = con.execute("SELECT version, run_id, parent_run_id, recomputed->>'mode' FROM fmduck.run_history "
+                       "WHERE run_name = 'r' ORDER BY version").fetchall()
+    assert [r[0] for r in rows] == [1, 2, 3]
+    assert rows[0][1:] == (first, None, None)
+    assert rows[1][1:] == (second, first, "replaced")
+    assert rows[2][2:] == (second, "incremental")
+    assert con.execute("SELECT version FROM fmduck.runs WHERE run_name = 'r'").fetchall() == [(3,)]
+
+
 def test_update_as_new_name_keeps_the_old_run():
     panel, factors = _data()
     con = duckdb.connect()
