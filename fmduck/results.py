@@ -89,6 +89,12 @@ class FamaMacBethResults:
     def tests(self) -> pl.DataFrame:
         return self.extra.get("tests", pl.DataFrame())
 
+    @property
+    def coverage(self) -> dict[str, Any]:
+        """The panel rows the run used and, per reason, those it left out (``runs.coverage``), e.g.
+        {"panel_rows": 62968, "used": 45879, "no_period": 432, ...}; {} for designs that do not count."""
+        return dict(self.run.get("coverage") or {})
+
     # ------------------------------------------------------------ first pass
     def _wide_pieces(self, rows: int | None = None) -> Iterator[pl.DataFrame]:
         held = self._windows
