@@ -235,3 +235,18 @@ def test_failed_write_leaves_no_partial_rows(con, tables, monkeypatch):
 def test_newey_west_lag_not_below_t(con, tables):
     _raises(con, EstimationError, ["Newey-West lag 30", "T = 24"], nw_lags=30)
     assert _result_rows(con, "bad") == 0
+
+
+@pytest.mark.parametrize("where", ["ret", "size", "mkt"])
+def test_overflowing_values_are_named_not_reported_as_collinear(con, tables, where):
+    """A 1e308 value (squared: inf) is refused as an overflow naming the column and its size, before any
+    regression could call the design singular."""
+    if where == "mkt":
+        tables(f=tables.factors.with_columns(pl.when(pl.col("period") == 3).then(1e308).otherwise(pl.col("mkt"))
+                                             .alias("mkt")))
+        fragments = ["table facs", "overflow", "'mkt' (|x| up to 1e+308)"]
+    else:
+        tables(p=tables.panel.with_columns(pl.when(pl.col("period") == 3).then(-1e308).otherwise(pl.col(where))
+                                           .alias(where)))
+        fragments = ["table panel", "overflow", f"'{where}' (|x| up to 1e+308)", "units"]
+    _raises(con, InputError, fragments, chars=["size"])
