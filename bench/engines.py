@@ -144,9 +144,9 @@ def _load_postgres(size_name: str):
     """A throwaway server with the panel loaded as bench.returns / bench.factors."""
     sys.path.insert(0, str(ROOT / "tests"))
     import polars as pl
-    from conftest_pg import start_server
 
     from bench.data import ensure
+    from conftest_pg import start_server
     from fmduck import templates
     from fmduck.engines.postgres import PostgresEngine
 

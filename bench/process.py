@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from bench.data import CHARS, FACTORS, SIZES, Size, ensure
@@ -128,7 +129,7 @@ def stored_estimates(db: Path, run: str) -> dict[str, dict[str, list[float]]]:
     finally:
         con.close()
     out: dict[str, dict[str, list[float]]] = {}
-    for se, term, est, std in sorted(rows, key=lambda r: (r[0], rank.get(r[1], len(rank)))):
+    for se, _term, est, std in sorted(rows, key=lambda r: (r[0], rank.get(r[1], len(rank)))):
         out.setdefault(se, {"estimate": [], "se": []})
         out[se]["estimate"].append(est)
         out[se]["se"].append(std)
@@ -240,10 +241,10 @@ def render(results: dict, repeat: int, peer_repeat: int) -> str:
         if size.startswith("_"):
             continue
 
-        def m(key: str) -> float | None:
+        def m(key: str, res: dict = res) -> float | None:
             return res[key]["median_s"] if key in res else None
 
-        def rss(key: str) -> str:
+        def rss(key: str, res: dict = res) -> str:
             return f"{res[key]['peak_rss_mb']:.0f}" if key in res else "—"
 
         lines += [f"## {size}", ""]
@@ -323,19 +324,19 @@ def main(argv: list[str] | None = None) -> int:
                 ensure(size)
                 source = database(size)
                 steps = {
-                    "startup": lambda: startup(args.repeat),
-                    "fit_rolling": lambda: fit_in_process("fmduck_rolling", size, args.repeat),
-                    "run_rolling_full": lambda: cli_run(size, source, work, args.repeat, rolling_args(size), "roll"),
-                    "run_rolling_summary": lambda: cli_run(size, source, work, args.repeat,
-                                                           [*rolling_args(size), "--first-pass", "summary"], "roll"),
-                    "run_rolling_none": lambda: cli_run(size, source, work, args.repeat,
-                                                        [*rolling_args(size), "--first-pass", "none"], "roll"),
-                    "update": lambda: cli_update(size, source, work, args.repeat),
-                    "peer_rolling": lambda: peer("rolling", size, work, args.peer_repeat),
-                    "fit_chars": lambda: fit_in_process("fmduck_chars", size, args.repeat),
-                    "run_chars": lambda: cli_run(size, source, work, args.repeat, chars_args(size), "chars"),
-                    "peer_chars_linearmodels": lambda: peer("chars-linearmodels", size, work, args.peer_repeat),
-                    "peer_chars_byu": lambda: peer("chars-byu", size, work, args.peer_repeat),
+                    "startup": partial(startup, args.repeat),
+                    "fit_rolling": partial(fit_in_process, "fmduck_rolling", size, args.repeat),
+                    "run_rolling_full": partial(cli_run, size, source, work, args.repeat, rolling_args(size), "roll"),
+                    "run_rolling_summary": partial(cli_run, size, source, work, args.repeat,
+                                                   [*rolling_args(size), "--first-pass", "summary"], "roll"),
+                    "run_rolling_none": partial(cli_run, size, source, work, args.repeat,
+                                                [*rolling_args(size), "--first-pass", "none"], "roll"),
+                    "update": partial(cli_update, size, source, work, args.repeat),
+                    "peer_rolling": partial(peer, "rolling", size, work, args.peer_repeat),
+                    "fit_chars": partial(fit_in_process, "fmduck_chars", size, args.repeat),
+                    "run_chars": partial(cli_run, size, source, work, args.repeat, chars_args(size), "chars"),
+                    "peer_chars_linearmodels": partial(peer, "chars-linearmodels", size, work, args.peer_repeat),
+                    "peer_chars_byu": partial(peer, "chars-byu", size, work, args.peer_repeat),
                 }
                 for key in ALL:
                     if key in only:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -52,7 +52,7 @@ def _targets(res: dict) -> list[str]:
 def render(all_results: dict, repeat: int, failed: list[str], machine: str) -> str:
     from bench.__main__ import table
 
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = [
         "# fmduck benchmarks",
         "",

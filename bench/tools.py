@@ -105,9 +105,9 @@ def _estimates(results) -> dict[str, dict[str, list[float]]]:
 
 # --------------------------------------------------------------------------- fmduck
 def run_fmduck_rolling(size: Size, repeat: int, out: Path, write: bool = False) -> dict[str, Any]:
-    from fmduck.model import FamaMacBeth
-
     from dataclasses import replace
+
+    from fmduck.model import FamaMacBeth
 
     con = _connect(size)
     spec = _spec_rolling(size, "bench_rolling_write" if write else "bench_rolling")

@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from fmduck import alignment as aligning
-from fmduck import fingerprints, inputs, templates, units, validate
+from fmduck import inputs, templates, units, validate
 from fmduck.errors import InputError
 from fmduck.plan import Plan, State
 

@@ -24,8 +24,14 @@ import numpy as np
 
 from fmduck import conventions
 from fmduck.errors import EstimationError
-from fmduck.inference import (LAG_RULES, NW_DIVISORS, automatic_lag, fm_covariance, newey_west_covariance,
-                              shanken_covariance)
+from fmduck.inference import (
+    LAG_RULES,
+    NW_DIVISORS,
+    automatic_lag,
+    fm_covariance,
+    newey_west_covariance,
+    shanken_covariance,
+)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+
 # ====================================================================== labels
 @dataclass(frozen=True)
 class Label:

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fmduck import designs, store
@@ -31,7 +31,7 @@ def record(run: Run, out: RunOutput, spec: Any) -> dict[str, Any]:
 
     return {
         "run_name": spec.name, "run_id": run.run_id, "spec": spec.to_dict(),
-        "created_at": datetime.now(timezone.utc).replace(tzinfo=None), "schema_version": SCHEMA_VERSION,
+        "created_at": datetime.now(UTC).replace(tzinfo=None), "schema_version": SCHEMA_VERSION,
         "fmduck_version": __version__, "engine": run.dialect, "design": spec.design,
         "conventions": out.conventions, "input_fingerprint": out.fingerprint,
         "sql_text": ";\n\n".join(f"-- {label}\n{sql}" for label, sql in

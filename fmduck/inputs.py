@@ -18,7 +18,6 @@ from fmduck.engine import Relation
 from fmduck.errors import InputError
 from fmduck.moments import Variable
 
-
 TEXT_PERIODS = 200_000  # distinct text periods read to tell their format (every one, in practice)
 
 

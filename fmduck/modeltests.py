@@ -195,7 +195,7 @@ MAX_PAIR_ROWS = 200_000_000  # N(N+1)/2 · T rows in the self-join: beyond this 
 def _grs_and_pricing(run: Any, spec: Any, setup: Any, state: Any) -> list[dict[str, Any]]:
     k = len(spec.factor_cols)
     wide = run.query("first-pass alphas and betas (GRS)", templates.transpile(
-        f"SELECT CAST(asset AS VARCHAR) AS asset, nobs, "
+        "SELECT CAST(asset AS VARCHAR) AS asset, nobs, "
         + ", ".join(f"e{j} AS {templates.ident(t)}" for j, t in enumerate(["const", *spec.factor_cols]))
         + f" FROM {setup.first_pass} WHERE ok ORDER BY 1", run.dialect))
     nobs = wide["nobs"].to_numpy()

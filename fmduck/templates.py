@@ -16,7 +16,7 @@ literal values instead, so a statement runs as printed in the engine's own clien
 from __future__ import annotations
 
 import uuid
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ def template_dirs(kind: str) -> list[Path]:
     return [path for path in candidates if path.is_dir()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def environment(kind: str = "sql") -> jinja2.Environment:
     """The jinja2 environment for ``kind``; undefined variables fail loudly."""
     return jinja2.Environment(
@@ -63,7 +63,7 @@ def environment(kind: str = "sql") -> jinja2.Environment:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def report_environment() -> jinja2.Environment:
     """The jinja2 environment for ``reports/``: ``*.html.j2`` autoescape, LaTeX and text do not."""
     return jinja2.Environment(

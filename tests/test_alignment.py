@@ -11,13 +11,13 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 import pytest
-from period_cases import crsp_like_panel, factor_table, last_trading_days, oracle_alignment
 
 from fmduck import alignment as al
 from fmduck import templates
 from fmduck.engine import DuckDBEngine
 from fmduck.errors import InputError
 from fmduck.periods import FREQS, period_end_date
+from period_cases import crsp_like_panel, factor_table, last_trading_days, oracle_alignment
 
 MONTHS = 240
 TRADING = last_trading_days("2000-01", MONTHS)

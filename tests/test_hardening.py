@@ -18,8 +18,19 @@ import duckdb
 import pytest
 
 from fmduck import store
-from hardening_cases import (CLEAN, Case, assert_refused, assert_same_numbers, cli, env, oracle, quote,
-                             stored_estimates, write_duckdb, write_postgres)
+from hardening_cases import (
+    CLEAN,
+    Case,
+    assert_refused,
+    assert_same_numbers,
+    cli,
+    env,
+    oracle,
+    quote,
+    stored_estimates,
+    write_duckdb,
+    write_postgres,
+)
 
 DIRTY = {"schema": "s$ %", "panel": "pan$el %", "factors": "fac$ %", "asset": "id$ %", "period": "per$iod %",
          "ret": "price$usd", "size": "size %", "mkt": "m$kt", "smb": "s%mb"}

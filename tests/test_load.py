@@ -13,13 +13,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from period_cases import text_cases
 
 from fmduck import templates
 from fmduck.alignment import period_type_mismatch
 from fmduck.engine import DuckDBEngine
 from fmduck.errors import InputError, SpecError
 from fmduck.load import add_arguments, load, options_from_args, read_prepared
+from period_cases import text_cases
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -275,7 +275,7 @@ def test_period_type_error_other_cases():
 
 
 # ------------------------------------------------------------------ through the real entry point
-def fmduck(*args) -> "subprocess.CompletedProcess[str]":
+def fmduck(*args) -> subprocess.CompletedProcess[str]:
     import subprocess
     import sys
 

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-from oracles import assert_close
 
 from fmduck import EstimationError, FamaMacBeth, InputError, Spec, SpecError, load_run
 from fmduck import load as loader
 from fmduck.designs.mimicking import Mimicking
 from fmduck.engine import DuckDBEngine
+from oracles import assert_close
 
 TOL = 1e-10
 BASIS = ["S1V1", "S1V3", "S1V5", "S3V1", "S3V3", "S3V5", "S5V1", "S5V3", "S5V5", "NoDur", "Durbl", "Enrgy", "Hlth"]

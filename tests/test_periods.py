@@ -12,18 +12,32 @@ from datetime import date
 
 import polars as pl
 import pytest
-from period_cases import (
-    calendar_dates, calendar_frame, calendar_sql, expected_calendar, invalid_date_sql, oracle_end, text_cases,
-    text_frame, text_sql,
-)
 from polars.testing import assert_frame_equal
 
 from fmduck import templates
 from fmduck.engine import DuckDBEngine
 from fmduck.errors import SpecError
 from fmduck.periods import (
-    FREQS, FORMATS, TEXT_FORMATS, classify_text_periods, parse_text_period, parse_text_value, period_end,
-    period_end_date, text_format,
+    FORMATS,
+    FREQS,
+    TEXT_FORMATS,
+    classify_text_periods,
+    parse_text_period,
+    parse_text_value,
+    period_end,
+    period_end_date,
+    text_format,
+)
+from period_cases import (
+    calendar_dates,
+    calendar_frame,
+    calendar_sql,
+    expected_calendar,
+    invalid_date_sql,
+    oracle_end,
+    text_cases,
+    text_frame,
+    text_sql,
 )
 
 

@@ -6,11 +6,20 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from period_cases import (
-    calendar_frame, calendar_sql, crsp_like_panel, expected_calendar, factor_table, invalid_date_sql,
-    last_trading_days, oracle_alignment, text_frame, text_sql,
-)
 from polars.testing import assert_frame_equal
+
+from period_cases import (
+    calendar_frame,
+    calendar_sql,
+    crsp_like_panel,
+    expected_calendar,
+    factor_table,
+    invalid_date_sql,
+    last_trading_days,
+    oracle_alignment,
+    text_frame,
+    text_sql,
+)
 
 pytest.importorskip("pyspark")
 

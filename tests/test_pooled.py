@@ -12,7 +12,6 @@ import polars as pl
 import pytest
 import statsmodels.api as sm
 from linearmodels import PanelOLS
-from oracles import assert_close
 
 from fmduck import EstimationError, FamaMacBeth, Spec, SpecError, load_run
 from fmduck.designs.pooled import (
@@ -22,6 +21,7 @@ from fmduck.designs.pooled import (
     format_comparison,
 )
 from fmduck.engine import DuckDBEngine
+from oracles import assert_close
 
 TOL = 1e-10  # well inside the 1e-8 the issue asks for
 

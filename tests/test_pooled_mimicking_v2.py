@@ -13,14 +13,14 @@ import pandas as pd
 import polars as pl
 import pytest
 import statsmodels.api as sm
-from engine_cases import ENGINE_ATOL, ENGINE_RTOL, assert_same_results
-from oracles import assert_close, compare_frames
 
+from engine_cases import ENGINE_ATOL, ENGINE_RTOL, assert_same_results
 from fmduck import Spec, load_run, templates
 from fmduck import load as loader
 from fmduck.designs.mimicking import Mimicking
 from fmduck.designs.pooled import PooledOLS, comparison_table
 from fmduck.engine import DuckDBEngine
+from oracles import assert_close, compare_frames
 
 TOL = 1e-10
 POOLED = {"asset": "firm", "period": "year", "ret": "y", "chars": ["x"], "design": "pooled"}

@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 
 import duckdb
-import oracles
 import polars as pl
 import pytest
+
+import oracles
 from engine_cases import CASES, assert_same_results, case, duckdb_fit
 
 pytest.importorskip("pyspark")

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import oracles
 import polars as pl
 import pytest
+
+import oracles
 
 pytest.importorskip("pyspark")
 

@@ -28,8 +28,7 @@ from typing import Any
 import polars as pl
 from sqlglot import exp
 
-from fmduck import inputs, templates, validate
-from fmduck import checks
+from fmduck import checks, inputs, templates, validate
 from fmduck.errors import EstimationError, InputError
 from fmduck.moments import RowSource, Variable, solve_source
 from fmduck.plan import Plan, State
