@@ -173,3 +173,10 @@ def lambdas_long(wide: pl.DataFrame, terms: list[str]) -> pl.DataFrame:
     order = {t: i for i, t in enumerate(terms)}
     return long.with_columns(pl.col("term").replace_strict(order, return_dtype=pl.Int64).alias("_o")).sort(
         ["period_index", "_o"]).drop("_o")
+
+
+def term_order(spec: dict[str, Any], present: list[str]) -> list[str]:
+    """The stored run's terms in the spec's order (constant, factors, characteristics), then any others."""
+    wanted = (["const"] if spec.get("intercept", True) else []) + list(spec.get("factor_cols") or []) + list(
+        spec.get("chars") or [])
+    return [t for t in wanted if t in present] + sorted(t for t in present if t not in wanted)

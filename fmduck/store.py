@@ -25,7 +25,7 @@ from fmduck import templates
 from fmduck.engine import first_line
 from fmduck.engines import connect
 from fmduck.errors import FmduckError, InputError, RunExistsError, RunNotFoundError
-from fmduck.results import FamaMacBethResults, lambdas_long, tag
+from fmduck.results import FamaMacBethResults, lambdas_long, tag, term_order
 
 SCHEMA_VERSION = 2
 CORE_TABLES = ("runs", "first_pass_terms", "first_pass_windows", "input_fingerprints", "lambdas", "estimates",
@@ -392,12 +392,6 @@ def _read_extra(engine: Any, q: str, params: dict[str, Any], tables: tuple[str, 
         if frame.height:
             extra[table] = frame
     return extra
-
-
-def term_order(spec: dict[str, Any], present: list[str]) -> list[str]:
-    wanted = (["const"] if spec.get("intercept", True) else []) + list(spec.get("factor_cols") or []) + list(
-        spec.get("chars") or [])
-    return [t for t in wanted if t in present] + sorted(t for t in present if t not in wanted)
 
 
 def _json_default(value: Any) -> Any:

@@ -240,6 +240,8 @@ def test_cli_engine_spark_with_parquet_paths(engine, tmp_path, capsys):
     blocks = [b.partition("\n") for b in printed.strip().removeprefix("-- ").split(";\n\n-- ")]
     assert len(blocks) >= 4
     for label, _, sql in blocks:
+        if "(only when " in label:  # a conditional step (its condition is printed): may not have run here
+            continue
         assert _no_run_id(sql.strip().removesuffix(";")) in executed, f"printed {label!r} SQL was not executed"
 
 

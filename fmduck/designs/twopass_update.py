@@ -30,7 +30,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from fmduck import checks, fingerprints, inputs, templates
@@ -382,9 +381,9 @@ def fit(run: Any, cat: inputs.Catalog, old: Any, changes: fingerprints.Changes, 
     if setup.first_pass:
         out.first_pass = first_pass_copy(run, run.spec, setup)
     redo = state.get("pricing_redo_assets") or []
-    tail = ("the appended periods, merged with the stored run's" + (f" ({len(redo)} asset(s) solved again)"
-                                                                    if redo else "")
-            if found.appended else "every period (stored history changed)")
+    solved = f" ({len(redo)} asset(s) solved again)" if redo else ""
+    tail = f"the appended periods, merged with the stored run's{solved}" if found.appended else \
+        "every period (stored history changed)"
     recomputed = {"mode": "incremental", "windows": len(found.windows) and _count(run, "first_pass_new"),
                   "window_ends": _span(found.windows), "cross_sections": len(found.periods),
                   "periods": _span(found.periods), "removed_periods": len(found.removed),
@@ -398,7 +397,4 @@ def _count(run: Any, key: str) -> int:
 
 
 def _span(values: list[int]) -> str:
-    if not values:
-        return "none"
-    arr = np.asarray(values)
-    return f"{int(arr.min())}..{int(arr.max())} ({len(values)})"
+    return f"{min(values)}..{max(values)} ({len(values)})" if values else "none"

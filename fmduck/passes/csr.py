@@ -58,6 +58,7 @@ def add(plan: Plan, spec: Any, setup: Any) -> None:
                                       for i, v in enumerate(variables)], y=f"v{len(variables) - 1}")
     plan.add("csr_block", "CSR: the balanced block of excess returns", sql,
              when=lambda state: block_reason(state) is None,
+             note=f"only when every test asset has every period and N × T ≤ {MAX_CELLS:,}",
              then=lambda state, frame: state.__setitem__("csr_block", frame))
 
 

@@ -11,7 +11,7 @@ FROM (
 ) AS keyed;
 
 -- profile of table panel
-CACHE TABLE `fmduck_profile_returns` AS
+CREATE OR REPLACE TEMPORARY VIEW `fmduck_profile_returns` AS
 SELECT
   COUNT(*) AS n_rows,
   COUNT(`ret`) AS c0_count,
@@ -36,7 +36,7 @@ SELECT
 FROM `fmduck_profile_returns`;
 
 -- calendar
-CACHE TABLE `fmduck_calendar` AS
+CREATE OR REPLACE TEMPORARY VIEW `fmduck_calendar` AS
 SELECT
   period,
   ROW_NUMBER() OVER (ORDER BY period NULLS LAST) AS pidx
@@ -61,7 +61,7 @@ GROUP BY
   1;
 
 -- pass 2: cross-sectional regressions per period
-CACHE TABLE `fmduck_lambdas` AS
+CREATE OR REPLACE TEMPORARY VIEW `fmduck_lambdas` AS
 WITH fmduck_shift AS (
   SELECT
     CAST('0.0' AS DOUBLE) AS shift_0,
@@ -837,7 +837,7 @@ ORDER BY
   l.pidx NULLS LAST;
 
 -- pricing errors per asset
-CACHE TABLE `fmduck_pricing_errors` AS
+CREATE OR REPLACE TEMPORARY VIEW `fmduck_pricing_errors` AS
 WITH fmduck_shift AS (
   SELECT
     CAST('0.0' AS DOUBLE) AS shift_0

@@ -2061,7 +2061,7 @@ FROM "fmduck_first_pass"
 WHERE
   ok;
 
--- CSR: the balanced block of excess returns
+-- CSR: the balanced block of excess returns (only when every test asset has every period and N × T ≤ 20,000,000)
 WITH fmduck_shift AS (
   SELECT
     CAST('0.0' AS DOUBLE PRECISION) AS shift_0,

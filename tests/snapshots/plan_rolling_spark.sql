@@ -11,7 +11,7 @@ FROM (
 ) AS keyed;
 
 -- profile of table panel
-CACHE TABLE `fmduck_profile_returns` AS
+CREATE OR REPLACE TEMPORARY VIEW `fmduck_profile_returns` AS
 SELECT
   COUNT(*) AS n_rows,
   COUNT(`ret`) AS c0_count,
@@ -40,7 +40,7 @@ FROM (
 ) AS keyed;
 
 -- profile of table factors
-CACHE TABLE `fmduck_profile_factors` AS
+CREATE OR REPLACE TEMPORARY VIEW `fmduck_profile_factors` AS
 SELECT
   COUNT(*) AS n_rows,
   COUNT(`mkt`) AS c0_count,
@@ -69,7 +69,7 @@ SELECT
 FROM `fmduck_profile_factors`;
 
 -- calendar
-CACHE TABLE `fmduck_calendar` AS
+CREATE OR REPLACE TEMPORARY VIEW `fmduck_calendar` AS
 SELECT
   period,
   ROW_NUMBER() OVER (ORDER BY period NULLS LAST) AS pidx
@@ -114,7 +114,7 @@ GROUP BY
   1;
 
 -- pass 1: rolling 24-period time-series regressions on mkt, smb
-CACHE TABLE `fmduck_first_pass` AS
+CREATE OR REPLACE TEMPORARY VIEW `fmduck_first_pass` AS
 WITH fmduck_shift AS (
   SELECT
     COALESCE((
@@ -847,7 +847,7 @@ ORDER BY
   2 NULLS LAST;
 
 -- pass 2: cross-sectional regressions per period
-CACHE TABLE `fmduck_lambdas` AS
+CREATE OR REPLACE TEMPORARY VIEW `fmduck_lambdas` AS
 WITH fmduck_shift AS (
   SELECT
     COALESCE((
@@ -1637,7 +1637,7 @@ ORDER BY
   1 NULLS LAST;
 
 -- pricing errors per asset
-CACHE TABLE `fmduck_pricing_errors` AS
+CREATE OR REPLACE TEMPORARY VIEW `fmduck_pricing_errors` AS
 WITH fmduck_shift AS (
   SELECT
     CAST('0.0' AS DOUBLE) AS shift_0
