@@ -32,8 +32,15 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check fmduck tests tools bench
 	$(BIN)/python tools/structure_check.py
 
-bench: $(VENV)/.installed-test
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
+	$(BIN)/pip install --quiet -e '.[test,postgres,report,bench]'
+	touch $@
+
+# fmduck and its peers side by side in one run: in-process fits (bench/RESULTS.md), then whole
+# processes as a user waits for them (bench/PROCESS.md)
+bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.process $(PROCESS_ARGS)
 
 clean:
 	rm -rf $(VENV) fmduck-demo.duckdb .pytest_cache

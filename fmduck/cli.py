@@ -15,12 +15,13 @@ import argparse
 import importlib
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from fmduck import __version__
 from fmduck.cli_options import add_spec_arguments, int_arg, spec_from_args
-from fmduck.errors import FmduckError
+from fmduck.errors import FmduckError, FmduckWarning
 from fmduck.secrets import mask
 
 EXIT_OK, EXIT_BUG, EXIT_ERROR = 0, 1, 2
@@ -83,6 +84,7 @@ def _engine(database: str, kind: str | None = None, spec: Any = None, *, read_on
 def cmd_run(args: argparse.Namespace) -> int:
     from fmduck.model import FamaMacBeth
 
+    warnings.simplefilter("ignore", FmduckWarning)  # printed below as fmduck: warning: lines
     spec = spec_from_args(args)
     engine = _engine(args.database, args.engine, spec, read_only=bool(args.results))
     results = _engine(args.results, None, spec) if args.results else None
@@ -207,6 +209,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_update(args: argparse.Namespace) -> int:
     from fmduck import update
 
+    warnings.simplefilter("ignore", FmduckWarning)  # in the summary and the progress lines
     out = update.update(_engine(args.database, args.engine), args.run, schema=args.schema, new_name=args.as_name,
                         progress=progress(args.quiet))
     print(out.summary if out is not None else f"run {args.run!r}: nothing changed in its inputs; nothing to do")

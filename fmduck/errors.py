@@ -27,6 +27,11 @@ class RunNotFoundError(FmduckError, LookupError):
     """The requested run is not in the results schema."""
 
 
+class FmduckWarning(UserWarning):
+    """What a run warns about (units that look mixed, rows left out): stored with the run (``runs.warnings``),
+    printed in its summary, on stderr by the CLI, and issued as a Python warning by ``fit()``."""
+
+
 def translate(exc: BaseException) -> str | None:
     """A one-line message for a failure of the environment (files, memory, numbers, connections) that a
     user can act on; None for anything else (a bug). Drivers are recognised by name, not imported."""

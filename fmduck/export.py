@@ -51,7 +51,8 @@ def run_table(results: FamaMacBethResults, table: str = "estimates") -> pl.DataF
         raise SpecError(f"--table must be one of {', '.join(known)}; got {table!r}")
     if table == "runs":
         record = dict(results.run)
-        for key in ("spec", "input_fingerprint", "inference_inputs", "coverage", "recomputed", "first_pass_terms"):
+        for key in ("spec", "input_fingerprint", "inference_inputs", "coverage", "warnings", "recomputed",
+                    "first_pass_terms"):
             if key in record:
                 record[key] = json.dumps(record[key], default=str)
         return pl.DataFrame([record])

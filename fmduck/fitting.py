@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import time
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
 from fmduck import designs, store
 from fmduck.designs import RunOutput
 from fmduck.engines import connect
+from fmduck.errors import FmduckWarning
 from fmduck.results import FamaMacBethResults
 from fmduck.run import Progress, Run
 
@@ -38,7 +40,7 @@ def record(run: Run, out: RunOutput, spec: Any) -> dict[str, Any]:
                                  (out.statements if out.statements is not None else run.statements)),
         "n_periods": int(out.n_periods), "avg_n": float(out.avg_n), "avg_r2": float(out.avg_r2),
         "elapsed_seconds": run.elapsed(), "first_pass_layout": out.first_pass_layout,
-        "inference_inputs": out.inference_inputs, "coverage": out.coverage,
+        "inference_inputs": out.inference_inputs, "coverage": out.coverage, "warnings": list(out.warnings),
         "first_pass_terms": list(out.first_pass_terms),
     }
 
@@ -50,9 +52,9 @@ def assemble(run: Run, out: RunOutput, spec: Any, first_pass: Any = None) -> Fam
     cls = designs.results_class(spec.design) or FamaMacBethResults
     res = cls(record(run, out, spec), lambdas=out.lambdas, estimates=out.estimates,
               pricing_errors=out.pricing_errors, skipped=out.skipped, extra=extra, first_pass=first_pass)
-    res.warnings = list(out.warnings)
-    for warning in out.warnings:
+    for warning in out.warnings:  # also stored with the run and printed in its summary
         run.say(f"warning: {warning}")
+        warnings.warn(warning, FmduckWarning, stacklevel=5)  # at the caller of fit()
     return res
 
 
@@ -96,7 +98,6 @@ def _finish(run: Run, spec: Any, out: RunOutput, results_engine: Any, write: boo
     stored = type(results)(results.run, lambdas=results.lambdas, estimates=results.estimates,
                            pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
                            first_pass=windows)
-    stored.warnings = results.warnings
     return stored
 
 

@@ -45,7 +45,7 @@ class FamaMacBethResults:
         self.skipped = tag(skipped, name, run_id)
         self.extra = {k: tag(v, name, run_id) for k, v in (extra or {}).items()}
         self._windows = first_pass
-        self.warnings: list[str] = []  # what the run warned about (units, coverage): printed, not stored
+        self.warnings: list[str] = list(run.get("warnings") or [])  # units, coverage: stored, in the summary
 
     # ------------------------------------------------------------ accessors
     @property

@@ -30,7 +30,7 @@ from fmduck.results import FamaMacBethResults, lambdas_long, tag, term_order
 SCHEMA_VERSION = 2
 CORE_TABLES = ("runs", "first_pass_terms", "first_pass_windows", "input_fingerprints", "lambdas", "estimates",
                "pricing_errors", "skipped", "tests")
-JSON_FIELDS = ("spec", "input_fingerprint", "inference_inputs", "coverage", "recomputed")
+JSON_FIELDS = ("spec", "input_fingerprint", "inference_inputs", "coverage", "warnings", "recomputed")
 PIECE_ROWS = 1 << 19
 EAGER_WINDOWS = 1_000_000  # a stored first pass up to this many windows is read with the run; larger ones lazily
 

@@ -125,6 +125,7 @@ def text_summary(results: FamaMacBethResults) -> str:
     covered = coverage_line(run.get("coverage") or {})
     if covered:
         lines.append(plain(f"Coverage: {covered}"))
+    lines.extend(plain(f"Warning: {warning}") for warning in results.warnings)
     skipped = results.skipped
     if skipped is not None and skipped.height:  # the coverage counts are on the Coverage line
         counts = skipped.filter(pl.col("pass") != "coverage").group_by("pass", "reason").len().sort("pass", "reason")

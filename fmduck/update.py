@@ -113,5 +113,4 @@ def _incremental(spec: Any, engine: Any, old: Any, changes: Any, now: Any, schem
     stored = type(results)(results.run, lambdas=results.lambdas, estimates=results.estimates,
                            pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
                            first_pass=windows)
-    stored.warnings = results.warnings
     return stored

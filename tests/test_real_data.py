@@ -402,5 +402,20 @@ def test_percent_factors_with_decimal_returns_warn(db):
     assert loaded.code == 0, loaded.err
     out = run_fmduck(db, "full:pct", factors="ff_pct")
     assert out.code == 0 and "ret" in out.err and ("Mkt-RF" in out.err or "RF" in out.err), out.err
+    (warning,) = [line.removeprefix("fmduck: warning: ") for line in out.err.splitlines() if "Mkt-RF" in line]
+    # stored with the run, in the summary of `run` and of `show`, not on stderr alone
+    again = stored(db, "full:pct")
+    assert again.warnings == [warning] and f"Warning: {warning}" in again.summary
+    assert f"Warning: {warning}" in out.out and f"Warning: {warning}" in cli("show", db.path, "full:pct").out
+    # in Python, a FmduckWarning at the caller's line
+    import fmduck
+    from fmduck.errors import FmduckWarning
+
+    con = duckdb.connect(str(db.path))
+    spec = fmduck.Spec.from_dict({**again.spec, "name": "full:pct_py", "replace": True})
+    with pytest.warns(FmduckWarning, match="Mkt-RF") as caught:
+        res = fmduck.FamaMacBeth(spec, con).fit(write=False)
+    con.close()
+    assert res.warnings == [warning] and caught[0].filename == __file__
     strict = run_fmduck(db, "full:pct_strict", "--strict", factors="ff_pct")
     assert strict.code == 2 and "Mkt-RF" in strict.err, strict.err
