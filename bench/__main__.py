@@ -81,10 +81,12 @@ def checks(size: str, ran: set[str]) -> list[tuple[str, float, str]]:
             rows.append(("pass-1 betas fmduck vs polars", *_frame_diff(
                 out / "fmduck_betas.parquet", out / "polars_betas.parquet", ["asset", "pidx"], b)))
         rows.append(("lambda_t fmduck vs polars", *_frame_diff(out / "fmduck_lambdas.parquet",
-                                                               out / "polars_lambdas.parquet", ["pidx"], ["n", "const", *b])))
+                                                               out / "polars_lambdas.parquet", ["pidx"],
+                                                               ["n", "const", *b])))
         fe = json.loads((out / "fmduck_rolling_estimates.json").read_text())
         pe = json.loads((out / "polars_rolling_estimates.json").read_text())
-        d = max(_rel(fe["fm"]["estimate"], pe["estimate"]), _rel(fe["fm"]["se"], pe["fm"]), _rel(fe["nw"]["se"], pe["nw"]))
+        d = max(_rel(fe["fm"]["estimate"], pe["estimate"]), _rel(fe["fm"]["se"], pe["fm"]),
+                _rel(fe["nw"]["se"], pe["nw"]))
         rows.append(("mean lambda, FM and NW SE fmduck vs polars", d, "4 terms"))
     if {"fmduck_rolling", "statsmodels_pass1"} <= ran:
         rows.append(("pass-1 betas fmduck vs statsmodels RollingOLS (sample)",
@@ -92,7 +94,8 @@ def checks(size: str, ran: set[str]) -> list[tuple[str, float, str]]:
     if {"fmduck_rolling", "linearmodels_rolling"} <= ran:
         fe = json.loads((out / "fmduck_rolling_estimates.json").read_text())
         le = json.loads((out / "linearmodels_rolling_estimates.json").read_text())
-        d = max(_rel(fe["fm"]["estimate"], le["estimate"]), _rel(fe["fm"]["se"], le["fm"]), _rel(fe["nw"]["se"], le["nw"]))
+        d = max(_rel(fe["fm"]["estimate"], le["estimate"]), _rel(fe["fm"]["se"], le["fm"]),
+                _rel(fe["nw"]["se"], le["nw"]))
         rows.append(("mean lambda, FM and NW SE fmduck vs linearmodels (passes 2-3)", d, "4 terms"))
     if {"fmduck_chars", "polars_chars"} <= ran:
         rows.append(("chars lambda_t fmduck vs polars", *_frame_diff(
@@ -101,7 +104,8 @@ def checks(size: str, ran: set[str]) -> list[tuple[str, float, str]]:
     if {"fmduck_chars", "linearmodels_chars"} <= ran:
         fe = json.loads((out / "fmduck_chars_estimates.json").read_text())
         le = json.loads((out / "linearmodels_chars_estimates.json").read_text())
-        d = max(_rel(fe["fm"]["estimate"], le["estimate"]), _rel(fe["fm"]["se"], le["fm"]), _rel(fe["nw"]["se"], le["nw"]))
+        d = max(_rel(fe["fm"]["estimate"], le["estimate"]), _rel(fe["fm"]["se"], le["fm"]),
+                _rel(fe["nw"]["se"], le["nw"]))
         rows.append(("chars mean lambda, FM and NW SE fmduck vs linearmodels", d, "4 terms"))
     if "solve" in ran:
         s = json.loads((out / "solve.json").read_text())
@@ -133,7 +137,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} CPUs ({cpu}), {mem:.1f} GiB RAM, {platform.platform()}, Python {platform.python_version()}; "
+    return (f"{os.cpu_count()} CPUs ({cpu}), {mem:.1f} GiB RAM, {platform.platform()}, "
+            f"Python {platform.python_version()}; "
             f"duckdb {duckdb.__version__}, polars {pl.__version__}, numpy {numpy.__version__}, "
             f"statsmodels {statsmodels.__version__}, linearmodels {linearmodels.__version__}")
 
@@ -151,19 +156,22 @@ def table(size: str, res: dict[str, dict]) -> list[str]:
     def rss(name: str) -> str:
         return f"{res[name]['peak_rss_mb']:.0f}" if name in res else "—"
 
-    lines = [f"### {size}", "", "| step | fmduck s | peer | peer s | fmduck/peer | fmduck peak RSS MB | peer peak RSS MB |",
+    lines = [f"### {size}", "",
+             "| step | fmduck s | peer | peer s | fmduck/peer | fmduck peak RSS MB | peer peak RSS MB |",
              "|---|---|---|---|---|---|---|"]
     fr, fw = t("fmduck_rolling"), t("fmduck_rolling_write")
     sm, lm = t("statsmodels_pass1"), t("linearmodels_rolling")
     both = sm + lm if sm is not None and lm is not None else None
     lines.append(f"| rolling-beta FM, fit(write=False) | {fmt(fr)} | polars yardstick | {fmt(t('polars_rolling'))} | "
                  f"{ratio(fr, t('polars_rolling'))} | {rss('fmduck_rolling')} | {rss('polars_rolling')} |")
-    lines.append(f"| rolling-beta FM, fit(write=False) | {fmt(fr)} | statsmodels RollingOLS (extrapolated) + linearmodels | "
+    lines.append(f"| rolling-beta FM, fit(write=False) | {fmt(fr)} | "
+                 "statsmodels RollingOLS (extrapolated) + linearmodels | "
                  f"{fmt(both)} | {ratio(fr, both)} | {rss('fmduck_rolling')} | "
                  f"{rss('statsmodels_pass1')} / {rss('linearmodels_rolling')} |")
     lines.append(f"| rolling-beta FM, fit(write=True) | {fmt(fw)} | polars yardstick | {fmt(t('polars_rolling'))} | "
                  f"{ratio(fw, t('polars_rolling'))} | {rss('fmduck_rolling_write')} | {rss('polars_rolling')} |")
-    lines.append(f"| pass 1 only (rolling OLS) | {fmt(_phase(res, 'pass 1'))} | statsmodels RollingOLS (extrapolated) | "
+    lines.append(f"| pass 1 only (rolling OLS) | {fmt(_phase(res, 'pass 1'))} | "
+                 "statsmodels RollingOLS (extrapolated) | "
                  f"{fmt(sm)} | {ratio(_phase(res, 'pass 1'), sm)} | | {rss('statsmodels_pass1')} |")
     p23 = None if fr is None else sum(v for k, v in res["fmduck_rolling"]["extra"]["phases"].items()
                                       if k.startswith("pass 2") or k.startswith("pass 3"))
@@ -179,12 +187,14 @@ def table(size: str, res: dict[str, dict]) -> list[str]:
         s = res["solve"]
         npt = statistics.median(s["extra"]["numpy_solve_s"])
         inv = statistics.median(s["extra"]["spd_inverse_s"])
-        lines.append(f"| batched OLS on {s['extra']['systems']:,} 4x4 systems (params, SE, R²) | {fmt(s['median_s'])} | "
-                     f"numpy.linalg.solve (params only) | {fmt(npt)} | {ratio(s['median_s'], npt)} | | |")
+        lines.append(f"| batched OLS on {s['extra']['systems']:,} 4x4 systems (params, SE, R²) | "
+                     f"{fmt(s['median_s'])} | numpy.linalg.solve (params only) | {fmt(npt)} | "
+                     f"{ratio(s['median_s'], npt)} | | |")
         lines.append(f"| batched SPD inverse alone (3x3 centred) | {fmt(inv)} | numpy.linalg.solve | {fmt(npt)} | "
                      f"{ratio(inv, npt)} | | |")
     # drop rows with no measurement on either side (e.g. on L: no linearmodels, no chars)
-    return lines[:4] + [ln for ln in lines[4:] if not (ln.split("|")[2].strip() == "—" and ln.split("|")[4].strip() == "—")]
+    return lines[:4] + [ln for ln in lines[4:]
+                        if not (ln.split("|")[2].strip() == "—" and ln.split("|")[4].strip() == "—")]
 
 
 def _phase(res: dict, name: str) -> float | None:

@@ -7,7 +7,8 @@ DuckDB and Spark straight from its Parquet files, PostgreSQL from tables loaded 
 is not timed) in a throwaway server started like the tests' (tests/conftest_pg.py). Timed: one
 ``FamaMacBeth(spec, engine).fit()`` with rolling betas (the size's window and min_obs), results
 written by the engine. Peak RSS (VmHWM from /proc): the Python process, and the engine's own
-process: the PostgreSQL backend serving the run (not the rest of the server), the Spark JVM. The λ estimates of every engine must agree with DuckDB's to 1e-8.
+process: the PostgreSQL backend serving the run (not the rest of the server), the Spark JVM. The λ
+estimates of every engine must agree with DuckDB's to 1e-8.
 Writes bench/out/engines.json and prints a table. Separate from ``python -m bench`` (bench/__main__.py).
 """
 
@@ -75,7 +76,7 @@ def worker(engine_name: str, size_name: str, repeat: int, url: str | None) -> di
         engine = SparkEngine(spark)
         stop = spark.stop
     times, results, steps = [], None, []
-    for i in range(repeat):
+    for _ in range(repeat):
         started = time.perf_counter()
         marks: list[tuple[float, str]] = []
         results = FamaMacBeth(_spec(size, returns, factors, "bench"), engine).fit(

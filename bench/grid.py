@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     con.execute(f"CREATE TABLE factors AS SELECT * FROM read_parquet('{size.factors_path}')")
     base = dict(returns="returns", factors="factors", factor_cols=FACTORS, chars=CHARS, replace=True)
     grid_times, sep_times = [], []
-    for rep in range(args.repeat):
+    for _ in range(args.repeat):
         t0 = time.perf_counter()
         grid = FamaMacBeth(Spec(name="grid", grid=_grid(), **base), con).fit()
         grid_times.append(time.perf_counter() - t0)

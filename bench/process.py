@@ -276,8 +276,8 @@ def render(results: dict, repeat: int, peer_repeat: int) -> str:
                                ("peer_chars_byu", "finance-byu fama_macbeth_numba")):
                 if key in res:
                     inner = statistics.median(r.get("in_process_s", float("nan")) for r in [res[key]["estimates"]])
-                    lines.append(f"| {label}, as a process (estimation alone {s(inner)} s) | {s(m(key))} | {rss(key)} | | "
-                                 f"`fmduck run` (chars) | {ratio(m(key), fc)} faster |")
+                    lines.append(f"| {label}, as a process (estimation alone {s(inner)} s) | {s(m(key))} | "
+                                 f"{rss(key)} | | `fmduck run` (chars) | {ratio(m(key), fc)} faster |")
         for key, label in (("memory_1gb", f"`fmduck run --memory-limit 1GB`, daily, {DAILY_ASSETS:,} assets of L "
                                           "(target ≤ 2,560 MB)"),
                            ("memory_4gb", "`fmduck run --memory-limit 4GB`, L (target ≤ 5,120 MB)")):

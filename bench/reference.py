@@ -62,7 +62,8 @@ def first_pass(returns: pl.DataFrame, factors: pl.DataFrame, factor_cols: list[s
     """Rolling betas per (asset, pidx): columns asset, pidx, n, b0, b1, b2."""
     calendar = factors.select("period").unique().sort("period").with_row_index("pidx", offset=1).with_columns(
         pl.col("pidx").cast(pl.Int64))
-    f = factors.join(calendar, on="period").select("period", "pidx", *[pl.col(c).alias(x) for c, x in zip(factor_cols, X)])
+    f = factors.join(calendar, on="period").select("period", "pidx",
+                                                   *[pl.col(c).alias(x) for c, x in zip(factor_cols, X)])
     panel = returns.select("asset", "period", "ret").filter(pl.col("ret").is_not_null()).join(f, on="period")
     means = panel.select(pl.col(X + ["ret"]).mean()).row(0)
     panel = panel.select(

@@ -41,7 +41,8 @@ def _targets(res: dict) -> list[str]:
             row(f"peak RSS on M ≤ 1.5 GB: {label}", f"{max(peaks) / 1024:.2f} GB", max(peaks) <= 1536)
     big = res.get("L", {})
     if "fmduck_rolling" in big:
-        row("L completes with memory_limit='4GB' (DuckDB)", f"fit(write=False) {big['fmduck_rolling']['median_s']:.0f} s, "
+        row("L completes with memory_limit='4GB' (DuckDB)",
+            f"fit(write=False) {big['fmduck_rolling']['median_s']:.0f} s, "
             f"process peak RSS {big['fmduck_rolling']['peak_rss_mb'] / 1024:.1f} GB (DuckDB ≤ 4 GB + the first pass "
             "held in Python)", True)
     else:
@@ -85,7 +86,8 @@ def render(all_results: dict, repeat: int, failed: list[str], machine: str) -> s
             out += [f"- {name}: {d:.1e} ({note})" for name, d, note in agree] + [""]
         if "fmduck_rolling" in res:
             ph = res["fmduck_rolling"]["extra"]["phases"]
-            out += ["fmduck fit() phases (last run): " + ", ".join(f"{k} {v:.2f} s" for k, v in ph.items() if k != "start"), ""]
+            out += ["fmduck fit() phases (last run): "
+                    + ", ".join(f"{k} {v:.2f} s" for k, v in ph.items() if k != "start"), ""]
     if "L" not in all_results:
         out += ["L was not run in this session (`python -m bench --sizes L`).", ""]
     notes = HERE / "NOTES.md"

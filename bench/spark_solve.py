@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     moments_sql = solve_sql[: solve_sql.index("fmduck_l1 AS (")].rstrip().rstrip(",") + "\nSELECT * FROM fmduck_l0"
     keys, m = ["asset", "pidx"], len(FACTORS) + 1
     out_schema = ("asset string, pidx int, nobs bigint, ok boolean, "
-                  + ", ".join(f"e{j} double, s{j} double" for j in range(m)) + ", r2 double, adj_r2 double, rmse double")
+                  + ", ".join(f"e{j} double, s{j} double" for j in range(m))
+                  + ", r2 double, adj_r2 double, rmse double")
 
     def solve(batches):  # runs in the Python workers: the numpy backend of fmduck/ols.py
         for batch in batches:
@@ -87,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     a = keyed[0].join(keyed[1], on=["asset", "pidx"], how="full", suffix="_arrow")
     assert a.height == keyed[0].height == keyed[1].height
     diff = float(np.nanmax(np.abs(a["e1"].to_numpy() - a["e1_arrow"].to_numpy()) / np.abs(a["e1_arrow"].to_numpy())))
-    print(json.dumps({"size": args.size, "master": args.master, "window": spec.window, "windows": a.height, "moments_s": round(t_moments, 2),
-                      "moments_sql_solve_s": round(t_sql, 2), "moments_mapinarrow_solve_s": round(t_arrow, 2),
-                      "max_rel_diff_e1": diff}), flush=True)
+    print(json.dumps({"size": args.size, "master": args.master, "window": spec.window, "windows": a.height,
+                      "moments_s": round(t_moments, 2), "moments_sql_solve_s": round(t_sql, 2),
+                      "moments_mapinarrow_solve_s": round(t_arrow, 2), "max_rel_diff_e1": diff}), flush=True)
     spark.stop()
     return 0 if diff < 1e-12 else 1
 

@@ -121,7 +121,8 @@ def run_fmduck_rolling(size: Size, repeat: int, out: Path, write: bool = False) 
     def once():
         marks: list[tuple[str, float]] = [("start", time.perf_counter())]
         run_spec = replace(spec, schema=schemas[len(phases)]) if write else spec
-        res = FamaMacBeth(run_spec, con).fit(write=write, progress=lambda m: marks.append((m.split(":")[0], time.perf_counter())))
+        res = FamaMacBeth(run_spec, con).fit(
+            write=write, progress=lambda m: marks.append((m.split(":")[0], time.perf_counter())))
         marks.append(("end", time.perf_counter()))
         phases.append({marks[i][0]: marks[i + 1][1] - marks[i][1] for i in range(len(marks) - 1)})
         return res

@@ -31,7 +31,8 @@ def add(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
     if cat.factors is not None:
         relations.append((cat.factors, [], cat.factor_key, cat.factors_profiled, "factors",
                           [spec.factor_period or spec.period],
-                          {**{c: "factor" for c in spec.factor_cols}, **({spec.rf: "rf"} if cat.rf_in_factors else {})}))
+                          {**{c: "factor" for c in spec.factor_cols},
+                           **({spec.rf: "rf"} if cat.rf_in_factors else {})}))
     for relation, key_cols, key, profiled, role, names, roles in relations:
         keys = [f"r.{k}" for k in key_cols] + [key.sql("r")]
         shown = [f"r.{templates.ident(key.column)}"] if key.freq or key.text_format else []

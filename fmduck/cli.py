@@ -138,7 +138,8 @@ def _run_list(frame: Any) -> str:
         rows.append((r["run_name"], r["design"], r["engine"], fmt(r["n_periods"]), fmt(r["avg_n"], 1),
                      fmt(r["avg_r2"], 4), str(r.get("version") or 1), str(r["created_at"])[:19]))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+    return "\n".join("  ".join(str(c).ljust(w) if i < 3 else str(c).rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths)))
                      for row in rows)
 
 

@@ -96,7 +96,8 @@ def compare(database: Any, run_a: str, run_b: str, *, schema: str = "fmduck", wr
     if write:
         with engine.transaction():
             store.ensure_schema(engine, schema)
-            engine.execute(templates.render("results/delete_comparison", engine.dialect, schema=templates.ident(schema)),
+            engine.execute(templates.render("results/delete_comparison", engine.dialect,
+                                            schema=templates.ident(schema)),
                            {"run_a": run_a, "run_b": run_b})
             engine.insert(f"{templates.ident(schema)}.{templates.ident('comparisons')}", frame)
     return frame

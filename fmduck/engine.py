@@ -144,7 +144,8 @@ class DuckDBEngine:
             sql = templates.ident(name)
             label = f"{role} DataFrame"
         else:
-            raise InputError(f"{role}: expected a table name, a CSV/Parquet path or a DataFrame, got {type(source).__name__}")
+            raise InputError(f"{role}: expected a table name, a CSV/Parquet path or a DataFrame, "
+                             f"got {type(source).__name__}")
         try:
             described = self.con.sql(f"DESCRIBE SELECT * FROM {sql}").fetchall()
         except duckdb.CatalogException as exc:

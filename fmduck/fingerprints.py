@@ -74,8 +74,10 @@ def diff(old: pl.DataFrame, new: pl.DataFrame) -> Changes:
     removed: dict[str, set[str]] = {}
     changed: dict[str, set[str]] = {}
     for source in set(old["source"].to_list()) | set(new["source"].to_list()):
-        a = {r["period"]: (r["n"], r["fingerprint"]) for r in old.filter(pl.col("source") == source).iter_rows(named=True)}
-        b = {r["period"]: (r["n"], r["fingerprint"]) for r in new.filter(pl.col("source") == source).iter_rows(named=True)}
+        a = {r["period"]: (r["n"], r["fingerprint"])
+             for r in old.filter(pl.col("source") == source).iter_rows(named=True)}
+        b = {r["period"]: (r["n"], r["fingerprint"])
+             for r in new.filter(pl.col("source") == source).iter_rows(named=True)}
         added[source] = set(b) - set(a)
         removed[source] = set(a) - set(b)
         changed[source] = {p for p in set(a) & set(b) if a[p] != b[p]}

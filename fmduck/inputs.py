@@ -176,7 +176,8 @@ def asset_columns(relation: Relation, column: str, expr: str) -> list[tuple[str,
 def period_columns(kind: str, expr: str) -> list[tuple[str, str]]:
     """The stored period columns of a calendar period ``expr`` of ``kind``: ``period`` as text (ISO dates),
     and the one typed column that matches: ``period_date``, ``period_ts`` or ``period_int``."""
-    typed = {"date": ("period_date", "DATE"), "timestamp": ("period_ts", "TIMESTAMP"), "integer": ("period_int", "BIGINT")}
+    typed = {"date": ("period_date", "DATE"), "timestamp": ("period_ts", "TIMESTAMP"),
+             "integer": ("period_int", "BIGINT")}
     out = [("period", f"CAST({expr} AS VARCHAR)")]
     for name, sql_type in typed.values():
         own = typed.get(kind)

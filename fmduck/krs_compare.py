@@ -111,7 +111,8 @@ def _nested(R, cols, names_a, names_b, weighting, intercept, lags) -> list[dict]
         row("r2_equal", stat, p_value=wchisq.sf(stat, xi),
             note=f"H0: ρ²_A = ρ²_B; statistic T(R²_large − R²_small); weighted χ², misspecification-robust ({which})"),
         row("wald_extra", wald, df1=len(idx), p_value=stats.chi2.sf(wald, len(idx)),
-            note=f"H0: extra factors' covariance prices λ2 = 0; misspecification-robust Wald, χ²({len(idx)}) ({which})"),
+            note="H0: extra factors' covariance prices λ2 = 0; misspecification-robust Wald, "
+                 f"χ²({len(idx)}) ({which})"),
     ]
 
 
@@ -157,7 +158,8 @@ def _non_nested(R, cols, names_a, names_b, weighting, intercept, lags) -> list[d
                         note="H0: ρ²_A = ρ²_B = 1; χ² test on both models' pricing errors (imposing H0)"))
     else:
         rows.append(row("both_correct", None, df1=na + nb,
-                        note=f"not available: the stacked pricing-error covariance is singular (condition {cond:.3g}, T = {t})"))
+                        note="not available: the stacked pricing-error covariance is singular "
+                             f"(condition {cond:.3g}, T = {t})"))
     rows.append(row("r2_equal_both_correct", stat, p_value=p_both,
                     note="H0: ρ²_A = ρ²_B = 1 through T(R²_A − R²_B); weighted χ², two-sided"))
     # H0 ρ²_A = ρ²_B with 0 < ρ² < 1

@@ -168,7 +168,8 @@ def cross_section(mu2: np.ndarray, X: np.ndarray, W: np.ndarray, intercept: bool
         e0 = mu2
     Q0 = float(e0 @ W @ e0)
     if not Q0 > 1e-20 * float(mu2 @ W @ mu2):
-        raise EstimationError(f"KRS: R² is undefined for the {what}: Q0 = {Q0:.3g}, the mean returns do not vary across assets")
+        raise EstimationError(f"KRS: R² is undefined for the {what}: Q0 = {Q0:.3g}, "
+                              "the mean returns do not vary across assets")
     return CrossSection(X, H, A, coef, e, e0, float(e @ W @ e), Q0)
 
 

@@ -76,7 +76,8 @@ def check(option: Option, value: Any, where: str = "") -> Any:
     elif kind == "names":
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
-        if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) and not isinstance(v, bool)
+                                                    for v in value):
             return [str(v) for v in value]
     elif kind == "lags":
         if value == "auto":
@@ -90,7 +91,8 @@ def check(option: Option, value: Any, where: str = "") -> Any:
             return float(value)
         if isinstance(value, bool):
             return value if value is False else _raise(_bad(option, value, _EXPECTED[kind], where))
-        if isinstance(value, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+        if isinstance(value, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                           for v in value.values()):
             return {str(k): float(v) for k, v in value.items()}
     elif kind == "flags":  # true (all characteristics) or a list of them
         if isinstance(value, bool):

@@ -77,7 +77,8 @@ class FamaMacBethResults:
     def table(self, se_type: str = "fm") -> pl.DataFrame:
         """Estimates of one SE type: term, estimate, std_error, t_stat, p_value, ci_lower, ci_upper."""
         if se_type not in self.se_types:
-            raise FmduckError(f"run {self.name!r} has no {se_type!r} standard errors; it has {', '.join(self.se_types)}")
+            raise FmduckError(f"run {self.name!r} has no {se_type!r} standard errors; "
+                              f"it has {', '.join(self.se_types)}")
         return self.estimates.filter(pl.col("se_type") == se_type).select(
             "term", "estimate", "std_error", "t_stat", "p_value", "ci_lower", "ci_upper")
 

@@ -1,14 +1,15 @@
 """Batched OLS from moment sums: one vectorised solve for every group (no I/O, no Python loop over groups).
 
 The numpy backend of the one OLS algorithm (:mod:`fmduck.ols`; the SQL backend is
-:mod:`fmduck.sqlsolve`). Every regression that is solved in Python arrives here as the output of ``sql/moments.sql.j2``: per group the count n, the
-sums Σv_i and the cross-products Σv_i·v_j of shifted variables v = z − shift (regressors first,
-the dependent variable last), read column by column (:class:`MomentArrays`: zero-copy views of
-the query result, never a G × m × m stack). The normal equations are centred (intercept) or
-un-shifted (no intercept), equilibrated to a unit diagonal and solved by a closed-form Cholesky
-factorisation whose loops run over the k regressors, vectorised over the G groups. A pivot below
-``rcond`` marks the group singular (collinear regressors); such groups get NaN and a reason, never
-a number. Outputs are column-major: ``params[:, j]`` is contiguous.
+:mod:`fmduck.sqlsolve`). Every regression that is solved in Python arrives here as the output of
+``sql/moments.sql.j2``: per group the count n, the sums Σv_i and the cross-products Σv_i·v_j of
+shifted variables v = z − shift (regressors first, the dependent variable last), read column by
+column (:class:`MomentArrays`: zero-copy views of the query result, never a G × m × m stack). The
+normal equations are centred (intercept) or un-shifted (no intercept), equilibrated to a unit
+diagonal and solved by a closed-form Cholesky factorisation whose loops run over the k regressors,
+vectorised over the G groups. A pivot below ``rcond`` marks the group singular (collinear
+regressors); such groups get NaN and a reason, never a number. Outputs are column-major:
+``params[:, j]`` is contiguous.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def spd_inverse(a: np.ndarray, rcond: float = RCOND) -> tuple[np.ndarray, np.nda
         hi = min(lo + _CHUNK, g)
         part = a[lo:hi]
         with np.errstate(divide="ignore", invalid="ignore"):
-            inv, sing = cholesky_inverse(NumpyOps, lambda i, j: part[:, i, j], k, rcond)
+            inv, sing = cholesky_inverse(NumpyOps, lambda i, j, part=part: part[:, i, j], k, rcond)
         for i in range(k):
             for j in range(i + 1):
                 inverse[lo:hi, i, j] = inv[i][j]

@@ -123,7 +123,8 @@ class Spec:
             raise SpecError("--char-lag lags characteristics, but no characteristics were given (--chars)")
         if not isinstance(self.schema, str) or not self.schema:
             raise SpecError("the results schema must be a non-empty name")
-        if self.memory_limit is not None and not re.fullmatch(r"\s*\d+(\.\d+)?\s*[KMGT]i?B\s*", self.memory_limit, re.I):
+        size_pattern = r"\s*\d+(\.\d+)?\s*[KMGT]i?B\s*"
+        if self.memory_limit is not None and not re.fullmatch(size_pattern, self.memory_limit, re.I):
             raise SpecError(f"memory_limit must be a size such as 512MB or 4GB, got {self.memory_limit!r}")
         _design(self.design).validate(self)
 

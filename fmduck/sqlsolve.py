@@ -112,8 +112,8 @@ class Layers:
     outputs: list[tuple[str, str]]
 
 
-def solve_layers(m: int, shifts: list[tuple[str, tuple[str, ...]]], *, keys: list[str], intercept: bool = True, min_df: int = 1,
-                 rcond: float = ols.RCOND) -> Layers:
+def solve_layers(m: int, shifts: list[tuple[str, tuple[str, ...]]], *, keys: list[str], intercept: bool = True,
+                 min_df: int = 1, rcond: float = ols.RCOND) -> Layers:
     """The layered SQL of :func:`fmduck.ols.solve` over a relation with columns ``n``, ``s_v<i>``,
     ``p_v<i>_v<j>`` (the moments of ``m`` variables, dependent last) and ``shifts``: per variable the SQL
     of its shift and the columns that SQL reads."""

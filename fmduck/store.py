@@ -349,8 +349,7 @@ def load_run(database: Any, name: str, schema: str = "fmduck", *, extra: tuple[s
     return (results_class(run.get("design")) or FamaMacBethResults)(
         run, lambdas=wide, estimates=estimates, pricing_errors=read("pricing_errors", "asset"),
         skipped=read("skipped", "pass, asset, period"), extra=_read_extra(engine, q, params, extra),
-        first_pass=_first_pass(engine, schema, name, len(terms)) if terms and first_pass else None,
-    )
+        first_pass=_first_pass(engine, schema, name, len(terms)) if terms and first_pass else None)
 
 
 def _first_pass(engine: Any, schema: str, name: str, n_terms: int) -> Any:
@@ -383,7 +382,8 @@ def _read_extra(engine: Any, q: str, params: dict[str, Any], tables: tuple[str, 
                 ) -> dict[str, pl.DataFrame]:
     """The run's rows of the tests table and of every design table that has some (or of ``tables``)."""
     extra = {}
-    for table in tables if tables is not None else ["tests", "input_fingerprints", *(t["name"] for t in design_tables())]:
+    names = tables if tables is not None else ["tests", "input_fingerprints", *(t["name"] for t in design_tables())]
+    for table in names:
         try:
             frame = engine.query(_sql(engine, f"SELECT * FROM {q}.{templates.ident(table)} WHERE run_name = $run_name"),
                                  params)

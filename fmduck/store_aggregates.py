@@ -96,7 +96,8 @@ class StoredFirstPass:
         names = [quantile_name(q) for q in QUANTILES]
         parts = [frame.select(pl.col("period_index").cast(pl.Int64), pl.col("period").cast(pl.Utf8),
                               pl.lit(term).alias("term"), pl.col("n").cast(pl.Int64),
-                              *[pl.col(f"qs_{j}").list.get(i).cast(pl.Float64).alias(name) for i, name in enumerate(names)],
+                              *[pl.col(f"qs_{j}").list.get(i).cast(pl.Float64).alias(name)
+                                for i, name in enumerate(names)],
                               pl.lit(k).alias("_k"))
                  for k, (term, j) in enumerate(zip(wanted, positions))]
         if not parts:

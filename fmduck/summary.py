@@ -140,16 +140,19 @@ def krs_block(table: dict[str, Any]) -> list[str]:
     one line per term (γ, t_FM, t_S, t_JW, t_KRS), the CSR R² line and the note; widths from the content."""
     terms = [plain("_cons" if r["term"] == "const" else r["term"]) for r in table["rows"]]
     headers = ["gamma", *table["columns"]]
-    texts = [[fmt(r["gamma"], 6, significant=True, missing="."), *[fmt(r["t"][h], 2, missing=".") for h in table["columns"]]]
+    texts = [[fmt(r["gamma"], 6, significant=True, missing="."),
+              *[fmt(r["t"][h], 2, missing=".") for h in table["columns"]]]
              for r in table["rows"]]
     widths = [max([11 if j == 0 else 8, len(h) + 2, *[len(t[j]) + 1 for t in texts]]) for j, h in enumerate(headers)]
     term_width = max([TERM_WIDTH, *map(len, terms)])
     out = [plain(heading(table)),
            f"{'':>{term_width + 1}}|" + "".join(h.rjust(w) for h, w in zip(headers, widths)),
            "-" * (term_width + 1) + "+" + "-" * (sum(widths) + 1)]
-    out += [f"{term:>{term_width}} |" + "".join(c.rjust(w) for c, w in zip(row, widths)) for term, row in zip(terms, texts)]
+    out += [f"{term:>{term_width}} |" + "".join(c.rjust(w) for c, w in zip(row, widths))
+            for term, row in zip(terms, texts)]
     out.append(f"CSR R-squared = {fmt(table['r2'], 4, missing='.')} (SE {fmt(table['r2_se'], 4, missing='.')});  "
-               f"p(R2 = 1) = {fmt(table['p_r2_eq_1'], 4, missing='.')};  p(R2 = 0) = {fmt(table['p_r2_eq_0'], 4, missing='.')}")
+               f"p(R2 = 1) = {fmt(table['p_r2_eq_1'], 4, missing='.')};  "
+               f"p(R2 = 0) = {fmt(table['p_r2_eq_0'], 4, missing='.')}")
     out.append(plain(f"Note: {table['note']}"))
     return out
 
@@ -175,7 +178,8 @@ def estimates_block(results: FamaMacBethResults, estimates: pl.DataFrame, se_typ
     se_types = se_types or present
     missing = [s for s in se_types if s not in present]
     if missing:
-        raise FmduckError(f"run {results.name!r} has no {', '.join(missing)} standard errors; it has {', '.join(present)}")
+        raise FmduckError(f"run {results.name!r} has no {', '.join(missing)} standard errors; "
+                          f"it has {', '.join(present)}")
     est = estimates.filter(pl.col("se_type").is_in(se_types))
     lines = [plain(f"Run: {results.name}")]
     _blocks(lines, est, se_types)

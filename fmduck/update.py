@@ -7,10 +7,10 @@
 3. A rolling-beta or characteristic two-pass run is updated incrementally (fmduck/designs/twopass_update.py):
    the windows and cross-sections that read a changed period, then pass 3 and the tests over all periods;
    pricing errors and coverage over the appended periods only, merged with the stored run's, when only
-   periods after its last one were added — else over all periods. Everything else is recomputed in full, and the record says why:
-   full-sample betas change everywhere; a grid, fm1973's cohorts, pooled and mimicking are full-sample
-   by nature; a calendar whose stored periods moved shifts every index; results stored in another database
-   than the inputs.
+   periods after its last one were added — else over all periods. Everything else is recomputed in full,
+   and the record says why: full-sample betas change everywhere; a grid, fm1973's cohorts, pooled and
+   mimicking are full-sample by nature; a calendar whose stored periods moved shifts every index; results
+   stored in another database than the inputs.
 4. The new version replaces the run in one transaction (or is stored under ``--as NEW``; the old run then
    stays as it was); ``runs`` and ``run_history`` record its version, the parent run_id and what was
    recomputed (``fmduck show RUN --history``).
@@ -109,7 +109,8 @@ def _incremental(spec: Any, engine: Any, old: Any, changes: Any, now: Any, schem
                     recomputed=recomputed, **options)
     results.run.update(recomputed=recomputed, **options)
     # the results as written (no second read of the run): the first pass read from the store on use
-    windows = store.windows_reader(engine, spec.schema, spec.name, len(out.first_pass_terms)) if out.first_pass else None
+    windows = (store.windows_reader(engine, spec.schema, spec.name, len(out.first_pass_terms))
+               if out.first_pass else None)
     stored = type(results)(results.run, lambdas=results.lambdas, estimates=results.estimates,
                            pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
                            first_pass=windows)

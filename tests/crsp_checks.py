@@ -75,7 +75,8 @@ def compare_run(res, oracle: OracleFM, label: str) -> None:
         got["month"] = months(got["period"])
     both = want.merge(got[[*keys, "estimate", "std_error", "nobs"]], on=keys, how="outer", suffixes=("", "_fmduck"),
                       indicator=True)
-    assert (both["_merge"] == "both").all(), f"{label}: first-pass regressions differ: {both[both['_merge'] != 'both'].head()}"
+    assert (both["_merge"] == "both").all(), (
+        f"{label}: first-pass regressions differ: {both[both['_merge'] != 'both'].head()}")
     assert (both["nobs"] == both["nobs_fmduck"]).all(), f"{label}: first-pass nobs differ"
     cols = ["estimate"] if rolling else ["estimate", "std_error"]
     for col in cols:

@@ -22,10 +22,10 @@ The truth (documented in ``truth``), with f_t = factors_pct / 100 (the rounded p
 
 e_it Student t(4) scaled to unit variance, sigma_i ~ U(0.06, 0.14), bm* the latent book-to-market
 (also where the published bm is NULL), the means taken over the stocks listed at t. Every stock's
-state evolves from the panel's first month, so a newly listed stock has last month's characteristics. Hence beta-based FM premia estimate
-E[f] (traded factors, zero alphas), characteristic FM premia estimate (g_size, g_bm). Departures,
-on purpose and few: returns are clipped at -0.98, rounded to 6 decimals, and ~30 % of delisting
-months carry a -30 % delisting return.
+state evolves from the panel's first month, so a newly listed stock has last month's characteristics.
+Hence beta-based FM premia estimate E[f] (traded factors, zero alphas), characteristic FM premia
+estimate (g_size, g_bm). Departures, on purpose and few: returns are clipped at -0.98, rounded to 6
+decimals, and ~30 % of delisting months carry a -30 % delisting return.
 
 Events (``events``): stocks listed before the panel starts and stocks listing throughout it;
 delistings (last month with a non-NULL return, then no row); gaps (missing months inside a stock's
@@ -153,8 +153,8 @@ def make_crsp(seed: int = 13, *, n_initial: int = 300, n_new: int = 200, first_y
     f_panel = np.full((months, 4), np.nan)  # decimal Mkt-RF, SMB, HML, RF on the panel months (NaN: no factor row)
     f_panel[: months - factor_tail_gap] = f[lead:]
     # the true model's factors also drive the months without a published factor row
-    f_panel[months - factor_tail_gap:] = np.column_stack([rng.normal(0.006, 0.044, (factor_tail_gap, 3)) / [1, 1.5, 1.5],
-                                                           np.full(factor_tail_gap, 0.0015)])
+    f_panel[months - factor_tail_gap:] = np.column_stack(
+        [rng.normal(0.006, 0.044, (factor_tail_gap, 3)) / [1, 1.5, 1.5], np.full(factor_tail_gap, 0.0015)])
 
     n = n_initial + n_new
     start = np.concatenate([np.zeros(n_initial, int), rng.integers(1, months - 4, n_new)])

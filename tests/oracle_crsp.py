@@ -47,7 +47,8 @@ class OracleFM:
     terms: list[str]
     lambdas: pd.DataFrame      # index: month (Period); columns: terms, r2, adj_r2, n
     estimates: pd.DataFrame    # term, se_type, estimate, std_error
-    first_pass: pd.DataFrame   # permno, month (window end; NaT for full sample), nobs, per term: estimate (and se_<term> in full)
+    first_pass: pd.DataFrame   # permno, month (window end; NaT for full sample), nobs, per term: estimate
+                               # (and se_<term> in full)
     coverage: dict[str, int]
     beta_ages: dict[int, int] = field(default_factory=dict)  # rolling: age in months of the betas used -> rows
     used_rows: pd.DataFrame = field(default_factory=pd.DataFrame)  # permno, month (and age) of every pass-2 row
@@ -144,7 +145,8 @@ def _pass1_full(usable: pd.DataFrame, factor_cols: list[str], min_obs: int) -> t
     return pd.DataFrame(out), betas
 
 
-def _pass1_rolling(usable: pd.DataFrame, factor_cols: list[str], window: int, min_obs: int) -> tuple[pd.DataFrame, dict]:
+def _pass1_rolling(usable: pd.DataFrame, factor_cols: list[str], window: int,
+                   min_obs: int) -> tuple[pd.DataFrame, dict]:
     """One regression per usable row (stock, t) over the stock's usable rows with cal in (t - W, t]."""
     out, betas = [], {}
     for permno, g in usable.groupby("permno", sort=True):

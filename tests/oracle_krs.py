@@ -145,9 +145,11 @@ def fit(R, F, weighting="ols", intercept=True, lags=0, gls_scale=True) -> dict:
     Bl2 = np.zeros((p, p))
     Bl2[sl, sl] = cl * V11i + np.outer(lam[sl], lam[sl])
     out["gamma_cov"] = {"fm": Vg_fm / T, "shanken": (cg * (Vg_fm - B) + B) / T,
-                        "eiv_robust": newey_west(s["g_eiv"], lags) / T, "misspec_robust": newey_west(s["g_mis"], lags) / T}
+                        "eiv_robust": newey_west(s["g_eiv"], lags) / T,
+                        "misspec_robust": newey_west(s["g_mis"], lags) / T}
     out["lam_cov"] = {"fm": Vl_fm / T, "shanken": (cl * (Vl_fm - Bl) + Bl2) / T,
-                      "eiv_robust": newey_west(s["l_eiv"], lags) / T, "misspec_robust": newey_west(s["l_mis"], lags) / T}
+                      "eiv_robust": newey_west(s["l_eiv"], lags) / T,
+                      "misspec_robust": newey_west(s["l_mis"], lags) / T}
     out["r2_se"] = float(np.sqrt(newey_west(s["n"], lags)[0, 0] / T))
     out["influence"] = {"gamma": s["g_mis"], "lam": s["l_mis"], "r2": s["n"]}
     tests = {"csr_r2": (g["r2"], None)}

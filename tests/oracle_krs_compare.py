@@ -104,7 +104,8 @@ def non_nested(R, F1, F2, F3, weighting="ols", intercept=True, lags=0) -> dict:
     D[:k2, :k2] = np.linalg.inv(a["H"][np.ix_(ia, ia)])
     D[k2:, k2:] = -np.linalg.inv(b["H"][np.ix_(ib, ib)])
     pp = wcdf(T * diff, np.linalg.eigvals(D @ V).real / q0)
-    out = {"r2_diff": diff, "sdf_equal": (wald, stats.chi2.sf(wald, k2 + k3)), "r2_equal_sdf": (T * diff, 2 * min(pp, 1 - pp))}
+    out = {"r2_diff": diff, "sdf_equal": (wald, stats.chi2.sf(wald, k2 + k3)),
+           "r2_equal_sdf": (T * diff, 2 * min(pp, 1 - pp))}
     Ma, Mb = null_map(a["X"], a["L"]), null_map(b["X"], b["L"])
     na, nb = Ma.shape[0], Mb.shape[0]
     g = np.array([np.concatenate([Ma @ (R[t] * a["y"][t]), Mb @ (R[t] * b["y"][t])]) for t in range(T)])

@@ -89,7 +89,10 @@ def text_cases() -> dict[str, list[tuple[bool, list[tuple[str, date]]]]]:
         return MONTHS[d.month - 1]
 
     day, fom, foq, year = (lambda d: d), _first_of_month, _first_of_quarter, (lambda d: date(d.year, 1, 1))
-    iso = (lambda d: f"{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}")
+
+    def iso(d: date) -> str:
+        return f"{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}"
+
     return {
         "YYYY": [variant(True, lambda d: f"{d.year}", year)],
         "YYYYMM": [variant(True, lambda d: f"{d.year}{d.month:02d}", fom)],
@@ -135,7 +138,7 @@ def text_frame() -> tuple[pl.DataFrame, pl.DataFrame]:
     """One text column per format (every variant's texts, junk and a NULL) and the expected DATEs."""
     cases = text_cases()
     cols, expected = {}, {}
-    for i, (fmt, variants) in enumerate(cases.items()):
+    for i, variants in enumerate(cases.values()):
         pairs = [pair for _, vs in variants for pair in vs]
         cols[f"c{i}"] = [t for t, _ in pairs] + JUNK + [None]
         expected[f"c{i}"] = [d for _, d in pairs] + [None] * (len(JUNK) + 1)

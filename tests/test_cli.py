@@ -339,7 +339,8 @@ def test_load_errors_and_quiet(run_cli, tmp_path: Path) -> None:
     assert code == 0 and out == "" and err.strip().endswith("into f")
     code, out, err = run_cli("load", target, DATA / "ff_factors_monthly.csv", "--table", "f2", "-q")
     assert code == 0 and out == "" and err.startswith("fmduck: note: ") and "--unit percent" in err  # -q keeps notes
-    code, out, err = run_cli("load", target, DATA / "ff_factors_monthly.csv", "--table", "f3", "--unit", "decimal", "-q")
+    code, out, err = run_cli("load", target, DATA / "ff_factors_monthly.csv",
+                             "--table", "f3", "--unit", "decimal", "-q")
     assert code == 0 and out == "" and err == ""
     code, _, err = run_cli("load", target, tmp_path / "missing.csv", "--table", "g", "-q")
     assert code == 2

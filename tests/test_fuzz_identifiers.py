@@ -166,7 +166,8 @@ def test_fuzz_duckdb(clean, tmp_path):
         db = tmp / "fuzz.duckdb"
         write_duckdb(db, case)
         with duckdb.connect(str(db)) as con:
-            con.execute("CREATE TABLE main.canary (id INTEGER, note VARCHAR); INSERT INTO main.canary VALUES (1, 'alive')")
+            con.execute("CREATE TABLE main.canary (id INTEGER, note VARCHAR); "
+                        "INSERT INTO main.canary VALUES (1, 'alive')")
         argv = case.run_args(run, f"--schema={results}") if i % 2 else toml_args(case, run, results, tmp / "s.toml")
 
         def read(schema, name, case, db=db):

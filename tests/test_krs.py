@@ -128,7 +128,8 @@ def test_shanken_is_fmducks_shanken_with_divisor_t(ff):
     F = facs[MODELS["ff3"]].to_numpy()
     T = R.shape[0]
     res = krs.fit(R, F)
-    f_scaled = F.mean(axis=0) + (F - F.mean(axis=0)) * np.sqrt((T - 1) / T)  # np.cov(ddof=1) of this = divisor-T cov of F
+    # np.cov(ddof=1) of this = divisor-T cov of F
+    f_scaled = F.mean(axis=0) + (F - F.mean(axis=0)) * np.sqrt((T - 1) / T)
     ours, _ = shanken_covariance(res.gamma_cov["fm"], res.gamma, f_scaled, [1, 2, 3])
     np.testing.assert_allclose(res.gamma_cov["shanken"], ours, rtol=1e-10)
 

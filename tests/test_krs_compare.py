@@ -39,7 +39,8 @@ def _check(rows, expected):
         assert err <= 1e-10, (name, rows[name]["statistic"], stat)
         if p is not None:
             perr = abs(rows[name]["p_value"] - p)
-            MAX_REL_ERR["krs_compare p-values vs oracle (absolute)"] = max(MAX_REL_ERR["krs_compare p-values vs oracle (absolute)"], perr)
+            MAX_REL_ERR["krs_compare p-values vs oracle (absolute)"] = max(
+                MAX_REL_ERR["krs_compare p-values vs oracle (absolute)"], perr)
             assert perr <= 1e-6, (name, rows[name]["p_value"], p)
 
 
@@ -64,7 +65,8 @@ def test_nested_against_oracle(ff, a, b, weighting, lags):
     assert rows["r2_diff"]["statistic"] == pytest.approx(r2[0] - r2[1], rel=1e-12)
 
 
-NON_NESTED = [(["MktRF", "SMB", "HML"], ["MktRF", "Mom"]), (["MktRF", "SMB"], ["MktRF", "HML"]), (["SMB", "HML"], ["MktRF", "Mom"])]
+NON_NESTED = [(["MktRF", "SMB", "HML"], ["MktRF", "Mom"]), (["MktRF", "SMB"], ["MktRF", "HML"]),
+              (["SMB", "HML"], ["MktRF", "Mom"])]
 
 
 @pytest.mark.parametrize("weighting", ["ols", "gls"])
@@ -91,7 +93,8 @@ def test_without_intercept_against_oracle(ff, a, b):
         ora = oracle.nested(R, facs[b].to_numpy(), facs[[f for f in a if f not in b]].to_numpy(), "gls", False, 3)
         _check(rows, {k: ora[k] for k in NESTED_ROWS})
     else:
-        ora = oracle.non_nested(R, facs[["MktRF"]].to_numpy(), facs[["SMB"]].to_numpy(), facs[["HML"]].to_numpy(), "gls", False, 3)
+        ora = oracle.non_nested(R, facs[["MktRF"]].to_numpy(), facs[["SMB"]].to_numpy(), facs[["HML"]].to_numpy(),
+                                "gls", False, 3)
         _check(rows, {k: ora[k] for k in NON_NESTED_ROWS})
 
 

@@ -61,7 +61,8 @@ def stored(db: Path, run: str) -> tuple[dict, dict, dict]:
     con = duckdb.connect(str(db), read_only=True)
     try:
         est = {(s, t): (e, ts, lags) for s, t, e, ts, lags in con.execute(
-            "SELECT se_type, term, estimate, t_stat, nw_lags FROM fmduck.estimates WHERE run_name = ?", [run]).fetchall()}
+            "SELECT se_type, term, estimate, t_stat, nw_lags FROM fmduck.estimates WHERE run_name = ?",
+            [run]).fetchall()}
         tests = {name: (stat, se, p) for name, stat, se, p in con.execute(
             "SELECT test, statistic, std_error, p_value FROM fmduck.tests WHERE run_name = ?", [run]).fetchall()}
         n_periods, avg_n = con.execute("SELECT n_periods, avg_n FROM fmduck.runs WHERE run_name = ?", [run]).fetchone()

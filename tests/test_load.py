@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import subprocess
+import sys
 from datetime import date, datetime
 from pathlib import Path
 
@@ -276,9 +278,6 @@ def test_period_type_error_other_cases():
 
 # ------------------------------------------------------------------ through the real entry point
 def fmduck(*args) -> subprocess.CompletedProcess[str]:
-    import subprocess
-    import sys
-
     return subprocess.run([sys.executable, "-m", "fmduck", *map(str, args)], capture_output=True, text=True)
 
 
@@ -320,5 +319,6 @@ def test_ken_french_layout_without_unit_says_it_kept_percent(tmp_path):
     assert out.returncode == 0 and "note" not in out.stderr
     con = duckdb.connect(str(db), read_only=True)
     assert con.sql("SELECT \"Mkt-RF\" FROM ff ORDER BY period").fetchall() == [(7.13,), (-0.82,)]
-    assert con.sql("SELECT ret FROM p2 WHERE asset = 'S1V1' ORDER BY period").fetchall() == [(-0.71 / 100,), (2.5 / 100,)]
+    rets = con.sql("SELECT ret FROM p2 WHERE asset = 'S1V1' ORDER BY period").fetchall()
+    assert rets == [(-0.71 / 100,), (2.5 / 100,)]
     con.close()

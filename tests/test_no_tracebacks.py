@@ -63,7 +63,8 @@ def test_locked_file_for_every_command(db, tmp_path):
     holder = Holder(db, read_only=False)
     try:
         for argv in (["run", db, *SPEC], ["show", db], ["show", db, "stored"], ["sql", db, *SPEC],
-                     ["load", db, tmp_path / "in.csv", "--table", "t"], ["report", db, "stored", "-o", tmp_path / "r.html"],
+                     ["load", db, tmp_path / "in.csv", "--table", "t"],
+                     ["report", db, "stored", "-o", tmp_path / "r.html"],
                      ["export", db, "stored"], ["delete", db, "stored", "--yes"], ["update", db, "stored"]):
             (tmp_path / "in.csv").write_text("period,x\n1,2\n")
             res = cli(*argv)

@@ -48,7 +48,8 @@ def server(pg_server, pg_url):
 def test_show_without_privileges_says_permission_denied(server):
     role, _ = server
     url = role()  # nothing on schema fmduck
-    for argv in (["show", url], ["show", url, "stored"], ["report", url, "stored", "-o", "/dev/null", "--format", "txt"]):
+    for argv in (["show", url], ["show", url, "stored"],
+                 ["report", url, "stored", "-o", "/dev/null", "--format", "txt"]):
         res = cli(*argv)
         assert_refused(res, "permission denied")
         assert "stored runs: none" not in res.text and "no run named" not in res.text

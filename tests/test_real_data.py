@@ -280,7 +280,8 @@ def test_oracle_newey_west_vs_statsmodels_hac_and_coverage_adds_up(truth, name):
         hac = sm.OLS(lam, np.ones(len(lam))).fit(cov_type="HAC", cov_kwds={"maxlags": NW_LAGS, "use_correction": False})
         close(nw[term], hac.bse[0], label="crsp oracle NW vs statsmodels HAC", what=term)
     cov = oracle.coverage
-    row_keys = ["no_factor_row", "null_return", "no_lagged_row", "null_lagged_char", "no_beta_yet", "no_beta_lag", "used"]
+    row_keys = ["no_factor_row", "null_return", "no_lagged_row", "null_lagged_char", "no_beta_yet", "no_beta_lag",
+                "used"]
     assert sum(cov.get(k, 0) for k in row_keys) == cov["panel_rows"] == len(truth.panel)
     assert cov["used"] == oracle.lambdas["n"].sum()
 

@@ -155,7 +155,8 @@ def test_csv_next_to_report_equals_sql_averages(rendered, stock_db):
         np.testing.assert_allclose(table[f"b_{term}"].to_numpy(), want["b"].to_numpy(), rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(table[f"t_{term}"].to_numpy(), want["t"].to_numpy(), rtol=1e-12, atol=1e-15)
     assert table["windows"].to_list() == oracle.filter(pl.col("term") == "mkt").sort("asset")["windows"].to_list()
-    pe = sql(stock_db, f"SELECT asset, alpha, t_stat FROM fmduck.pricing_errors WHERE run_name = '{RUN}' ORDER BY asset")
+    pe = sql(stock_db, f"SELECT asset, alpha, t_stat FROM fmduck.pricing_errors WHERE run_name = '{RUN}' "
+                       "ORDER BY asset")
     np.testing.assert_allclose(table["pe_alpha"].to_numpy(), pe["alpha"].to_numpy(), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(table["pe_t"].to_numpy(), pe["t_stat"].to_numpy(), rtol=1e-12, atol=1e-15)
 

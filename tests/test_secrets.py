@@ -99,7 +99,8 @@ def password_role(pg_server, pg_url):
     write_postgres(pg_url, Case(names={**CLEAN, "schema": "public"}))
     with psycopg.connect(pg_url, autocommit=True) as con:
         con.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
-        con.execute(sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(sql.Identifier(db), sql.Identifier(role)))
+        grant = sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}")
+        con.execute(grant.format(sql.Identifier(db), sql.Identifier(role)))
         con.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(role)))
         hba = Path(con.execute("SHOW hba_file").fetchone()[0])
     original = hba.read_text()

@@ -132,7 +132,8 @@ def test_every_results_table_equals_duckdb(request, engine, mode, name):
         terms = want.first_pass_terms
         keys = ["asset", "period_index"] if options.get("window") else ["asset"]
         oracles.compare_frames(pl.concat(pieces[0]), pl.concat(pieces[1]), keys,
-                               [*terms, *[f"se_{t}" for t in terms], "r2", "adj_r2", "rmse", "nobs"], label=label, **EXACT)
+                               [*terms, *[f"se_{t}" for t in terms], "r2", "adj_r2", "rmse", "nobs"],
+                               label=label, **EXACT)
     assert got.lambdas["period"].to_list() == want.lambdas["period"].to_list() or name == "chars"
     assert got.run["engine"] == "spark" and got.run["n_periods"] == want.run["n_periods"]
 

@@ -64,7 +64,8 @@ def test_long_names_and_large_numbers_are_printed_whole(long_names):
     res, stored = long_names
     text = stored.summary
     est = stored.estimates
-    magnitudes = dict(zip(est.filter(pl.col("se_type") == "fm")["term"], est.filter(pl.col("se_type") == "fm")["estimate"]))
+    fm = est.filter(pl.col("se_type") == "fm")
+    magnitudes = dict(zip(fm["term"], fm["estimate"]))
     assert abs(magnitudes[FACTORS[0]]) > 1e6 and 1e-10 < abs(magnitudes[CHAR]) < 1e-8  # the numbers asked for
     for block, se_type in zip(blocks(text), stored.se_types):
         rows = est.filter(pl.col("se_type") == se_type).to_dicts()
@@ -75,7 +76,8 @@ def test_long_names_and_large_numbers_are_printed_whole(long_names):
             assert term.strip() == ("_cons" if row["term"] == "const" else row["term"])  # never cut
             assert numbers.startswith(" ")  # a space between the separator and the first number
             cells = numbers.split()
-            g = [fmt(row[k], 6, significant=True, missing=".") for k in ("estimate", "std_error", "ci_lower", "ci_upper")]
+            g = [fmt(row[k], 6, significant=True, missing=".")
+                 for k in ("estimate", "std_error", "ci_lower", "ci_upper")]
             assert cells == [g[0], g[1], fmt(row["t_stat"], 2, missing="."), fmt(row["p_value"], 3, missing="."),
                              g[2], g[3]]
             right = [m.end() for m in re.finditer(r"\S+", line)]

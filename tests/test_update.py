@@ -52,7 +52,8 @@ def _data(late: bool = False):
 def _load(con, panel: pl.DataFrame, factors: pl.DataFrame) -> None:
     con.register("p_src", panel.to_arrow())
     con.register("f_src", factors.to_arrow())
-    con.execute("CREATE OR REPLACE TABLE panel AS SELECT * FROM p_src; CREATE OR REPLACE TABLE facs AS SELECT * FROM f_src")
+    con.execute("CREATE OR REPLACE TABLE panel AS SELECT * FROM p_src; "
+                "CREATE OR REPLACE TABLE facs AS SELECT * FROM f_src")
     con.unregister("p_src")
     con.unregister("f_src")
 
@@ -65,7 +66,8 @@ def _spec(name: str, kind: str) -> Spec:
 
 def _close(x: pl.DataFrame, y: pl.DataFrame, keys: list[str], label: str) -> None:
     drop = ["run_name", "run_id"]
-    x, y = x.drop(drop, strict=False).sort(keys, nulls_last=True), y.drop(drop, strict=False).sort(keys, nulls_last=True)
+    x = x.drop(drop, strict=False).sort(keys, nulls_last=True)
+    y = y.drop(drop, strict=False).sort(keys, nulls_last=True)
     assert x.columns == y.columns, label
     assert x.height == y.height, f"{label}: {x.height} rows after the update, {y.height} in a fresh run"
     assert x.select(keys).equals(y.select(keys)), f"{label}: keys differ"

@@ -19,7 +19,8 @@ from typing import Any
 
 from fmduck.errors import SpecError
 
-BUILTIN = ("fmduck.designs.twopass_design", "fmduck.designs.fm1973", "fmduck.designs.pooled", "fmduck.designs.mimicking")
+BUILTIN = ("fmduck.designs.twopass_design", "fmduck.designs.fm1973", "fmduck.designs.pooled",
+           "fmduck.designs.mimicking")
 
 
 @dataclass

@@ -192,8 +192,8 @@ def side_by_side(runs: list[Any], se_type: str = "nw") -> str:
         vals = []
         for r in runs:
             t = r.extra.get("tests", pl.DataFrame())
-            row = t.filter((pl.col("test") == test) & (pl.col("distribution") == "F")
-                           & (pl.col("se_type").is_null() if se is None else pl.col("se_type") == se)) if t.height else t
+            same_se = pl.col("se_type").is_null() if se is None else pl.col("se_type") == se
+            row = t.filter((pl.col("test") == test) & (pl.col("distribution") == "F") & same_se) if t.height else t
             vals.append(f"{row['p_value'][0]:.3f}" if row.height and row["p_value"][0] is not None else "")
         if any(vals):
             lines.append(f"{'p ' + test:<14}" + "".join(f"{v:>{width}}" for v in vals))

@@ -122,7 +122,8 @@ def _mimicking_steps(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog, setup
     plan.add("mimicking_pairs", "mimicking: cross-products per pair of basis assets", part("pairs"),
              then=lambda state, frame: _weights(run, state, frame, spec))
     plan.add("mimicking_returns", "mimicking: returns of the mimicking portfolios per period", part("returns"),
-             then=lambda state, frame: state.__setitem__("mimicking_returns", frame), note="reads the weights solved in Python from the steps above")
+             then=lambda state, frame: state.__setitem__("mimicking_returns", frame),
+             note="reads the weights solved in Python from the steps above")
 
 
 def _check_assets(state: State, assets: pl.DataFrame, spec: Any, label: str) -> None:

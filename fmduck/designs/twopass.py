@@ -214,7 +214,8 @@ def finish(run: Any, spec: Any, setup: Setup, state: State) -> RunOutput:
             raise EstimationError("Shanken correction: fewer than 2 periods of factor values")
         sigma_f = factor_covariance(f)
     run.say("pass 3: Fama-MacBeth, Newey-West" + (" and Shanken" if spec.beta_based else "") + " inference")
-    estimates, conventions, covs = pass3.infer(lambdas, spec.terms, spec.factor_cols, sigma_f, InferenceOptions.of(spec))
+    estimates, conventions, covs = pass3.infer(lambdas, spec.terms, spec.factor_cols, sigma_f,
+                                               InferenceOptions.of(spec))
     pricing_errors = state["pricing_errors"]
     run.say("tests of the model")
     tests = modeltests.model_tests(run, spec, setup, state, covs)

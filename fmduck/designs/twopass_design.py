@@ -25,7 +25,8 @@ def fit_weighted_csr(run: Any, cat: inputs.Catalog) -> RunOutput:
     factors = [{"ident": templates.ident(c), "alias": f"f{j}"} for j, c in enumerate(spec.factor_cols)]
     plan.add("factor_series", "factor series", templates.source(
         "factor_series", plan.dialect, relation=cat.factors.sql, key=cat.factor_key.sql("f"),
-        calendar=plan.name("calendar"), factors=factors), then=lambda state, frame: state.__setitem__("factor_series", frame))
+        calendar=plan.name("calendar"), factors=factors),
+        then=lambda state, frame: state.__setitem__("factor_series", frame))
     csr.add(plan, spec, setup)
     state = plan.execute(run)
     run.say(f"pass 2: one {spec.csr.upper()} cross-sectional regression on mean returns (Kan-Robotti-Shanken)")

@@ -28,6 +28,7 @@ only at the end): otherwise the period index moves and the caller recomputes eve
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import polars as pl
@@ -109,7 +110,8 @@ def build(run: Any, cat: inputs.Catalog, old: Any, changes: fingerprints.Changes
     found = affected(spec, old, changes, calendar_of(spec, prints), cat.rf_in_factors)
     run.upload("affected_windows", pl.DataFrame({"pidx": found.windows}, schema={"pidx": pl.Int64}))
     run.upload("affected_periods", pl.DataFrame({"pidx": found.periods}, schema={"pidx": pl.Int64}))
-    keys = sorted(p for p in changes.added.get("returns", set()) | changes.changed.get("returns", set()) if p is not None)
+    keys = sorted(p for p in changes.added.get("returns", set()) | changes.changed.get("returns", set())
+                  if p is not None)
     run.upload("changed_keys", pl.DataFrame({"period": keys}, schema={"period": pl.Utf8}))
     plan = Plan(run.dialect, run.name)
     plan.calendar_kind = cat.calendar_key.kind
@@ -185,7 +187,7 @@ def _appended_tail(plan: Plan, run: Any, spec: Any, setup: Any, full: RowSource,
     solved again over all their periods."""
     cat = setup.catalog
     periods = plan.name("affected_periods")
-    asset_cols = lambda expr: inputs.asset_columns(cat.returns, spec.asset, expr)
+    asset_cols = partial(inputs.asset_columns, cat.returns, spec.asset)  # asset_cols(expr): the stored asset columns
     plan.steps = [s for s in plan.steps if s.key not in (pricing.KEY, f"{pricing.KEY}_read")]  # the full solve
     params = {**pass2.params(spec), **setup.params}
     src2 = pass2.source(spec, setup.src, cat, setup.first_pass).with_(periods=periods)
@@ -196,9 +198,11 @@ def _appended_tail(plan: Plan, run: Any, spec: Any, setup: Any, full: RowSource,
         if redo:
             run.upload("redo_assets", pl.DataFrame({"asset": redo}, schema={"asset": pl.Utf8}))
 
+    def again(state: State) -> bool:
+        return bool(state["pricing_redo_assets"])
+
     pricing.add_appended(plan, spec, src2, setup.pass2.regressors, setup.variables.y, setup.pass2.table,
                          asset_cols, params, then=merge)
-    again = lambda state: bool(state["pricing_redo_assets"])
     redo_src = _rows(plan, spec, cat, full, None, assets=plan.name("redo_assets"))
     betas = None
     if setup.first_pass:
@@ -290,9 +294,7 @@ def _first_pass(plan: Plan, spec: Any, cat: inputs.Catalog, src: Any, variables:
     plan.add("first_pass_new", "update: pass 1 for the windows that read changed periods",
              f"SELECT s.* FROM ({solve}) AS s JOIN {plan.name('affected_windows')} AS a ON a.pidx = s.pidx",
              kind="create", params=params)
-    bounds = {}
-    if found.appended:
-        bounds = {"first_end": _first_end(spec, found)}
+    bounds = {"first_end": _first_end(spec, found)} if found.appended else {}
     table = _stored_windows(plan, spec, cat, schema, "first_pass", "update: the first pass (stored windows and "
                             "recomputed ones)", old, bounded=found.appended, params=bounds)
     outcomes = plan.name("first_pass_new") if found.appended else table
@@ -308,8 +310,7 @@ def _combine(run: Any, spec: Any, old: Any, state: State) -> None:
     redo = set(found.periods)
     keep = old.lambdas.filter(~pl.col("period_index").is_in(list(redo)) & (pl.col("period_index") <= found.calendar))
     new = state.get("lambdas")
-    cols = [c for c in ("period", "period_date", "period_ts", "period_int", "period_index", *spec.terms, "r2", "adj_r2",
-                        "n")]
+    cols = ["period", "period_date", "period_ts", "period_int", "period_index", *spec.terms, "r2", "adj_r2", "n"]
     parts = [keep.select(cols)] + ([new.select(cols)] if new is not None and new.height else [])
     lambdas = pl.concat(parts, how="vertical_relaxed").sort("period_index")
     if lambdas.height < 2:
@@ -387,8 +388,7 @@ def fit(run: Any, cat: inputs.Catalog, old: Any, changes: fingerprints.Changes, 
     recomputed = {"mode": "incremental", "windows": len(found.windows) and _count(run, "first_pass_new"),
                   "window_ends": _span(found.windows), "cross_sections": len(found.periods),
                   "periods": _span(found.periods), "removed_periods": len(found.removed),
-                  "pricing_errors_and_coverage": tail,
-                  "replace_window_ends": replaced(state), **changes.describe()}
+                  "pricing_errors_and_coverage": tail, "replace_window_ends": replaced(state), **changes.describe()}
     return out, recomputed
 
 

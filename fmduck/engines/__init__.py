@@ -30,7 +30,8 @@ def is_postgres_url(database: Any) -> bool:
 
 
 def open_engine(database: Any, engine: str | None = None, *, read_only: bool = False, memory_limit: str | None = None,
-                threads: int | None = None, spark_master: str | None = None, spark_conf: list[str] | None = None) -> Any:
+                threads: int | None = None, spark_master: str | None = None,
+                spark_conf: list[str] | None = None) -> Any:
     """An engine for ``database``: a DuckDB path or connection, a ``postgresql://`` URL, or
     (``engine="spark"``) a Spark warehouse directory or an ``sc://`` Spark Connect URL. ``read_only``:
     a DuckDB source opened without write access (results go elsewhere); ``memory_limit``, ``threads``:
@@ -56,7 +57,8 @@ def open_engine(database: Any, engine: str | None = None, *, read_only: bool = F
         return SparkEngine(warehouse=database, master=spark_master, conf=spark_conf or [])
     if kind == "duckdb":
         if is_postgres_url(database):
-            raise FmduckError("that is a PostgreSQL URL; the DuckDB engine needs a file path (or use --engine postgres)")
+            raise FmduckError("that is a PostgreSQL URL; the DuckDB engine needs a file path "
+                              "(or use --engine postgres)")
         return DuckDBEngine(database, read_only=read_only, memory_limit=memory_limit, threads=threads)
     raise FmduckError(f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")
 

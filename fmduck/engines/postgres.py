@@ -253,7 +253,8 @@ class PostgresEngine:
                 self._run(cur, templates.transpile(f"CREATE TABLE {table_sql} ({cols})", self.dialect))
                 self._copy(cur, table_sql, frame)
         except psycopg.errors.DuplicateTable as exc:
-            raise InputError(f"cannot create table {table_sql}: {first_line(exc)} (use --replace to overwrite)") from exc
+            raise InputError(f"cannot create table {table_sql}: {first_line(exc)} "
+                             "(use --replace to overwrite)") from exc
 
     def close(self) -> None:
         for name in list(self._uploads):

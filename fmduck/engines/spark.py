@@ -168,7 +168,8 @@ class SparkEngine:
                 raise InputError(f"{role}: the Spark engine reads Parquet files or tables; convert {source} to Parquet")
             sql, label = templates.table(source), f"table {source}"
         else:
-            raise InputError(f"{role}: expected a table name, a Parquet path or a DataFrame, got {type(source).__name__}")
+            raise InputError(f"{role}: expected a table name, a Parquet path or a DataFrame, "
+                             f"got {type(source).__name__}")
         try:
             schema = self.spark.table(self.spark_name(sql)).schema
         except AnalysisException as exc:
@@ -320,7 +321,8 @@ class SparkEngine:
                 self.sql(self.tx(f"DROP TABLE IF EXISTS {table_sql}")).collect()
             self.sql(self.tx(f"CREATE TABLE {table_sql} AS SELECT * FROM {templates.ident(name)}")).collect()
         except AnalysisException as exc:
-            raise InputError(f"cannot create table {table_sql}: {first_line(exc)} (use --replace to overwrite)") from exc
+            raise InputError(f"cannot create table {table_sql}: {first_line(exc)} "
+                             "(use --replace to overwrite)") from exc
         finally:
             self.drop_upload(name)
 

@@ -81,7 +81,8 @@ class Staged:
         return bool(self.frames.get(table) or self.statements.get(table))
 
     def run_ids(self, tables: list[str]) -> set[str]:
-        ids = {v for t in tables for f in self.frames.get(t, []) if "run_id" in f.columns for v in f["run_id"].to_list()}
+        ids = {v for t in tables for f in self.frames.get(t, []) if "run_id" in f.columns
+               for v in f["run_id"].to_list()}
         ids |= {p["run_id"] for t in tables for _, p in self.statements.get(t, []) if "run_id" in p}
         return ids
 
@@ -195,7 +196,8 @@ def _stage_rows(engine: Any, k: int, frames: list[pl.DataFrame]) -> str:
 def _select_as(engine: Any, table: str, view: str) -> str:
     """SELECT the view's rows in the table's column order and types (absent columns NULL)."""
     present = set(engine.fields(view))
-    cols = ", ".join(f"CAST({templates.ident(name) if name in present else 'NULL'} AS {kind}) AS {templates.ident(name)}"
+    cols = ", ".join(f"CAST({templates.ident(name) if name in present else 'NULL'} AS {kind}) "
+                     f"AS {templates.ident(name)}"
                      for name, kind in engine.fields(table).items())
     return engine.tx(f"SELECT {cols} FROM {templates.ident(view)}")
 

@@ -156,8 +156,9 @@ def line(record: dict[str, Any]) -> str:
     """The summary's coverage line: "used 64,741 of 66,229 panel rows; 1,488 without a lagged beta; ..."."""
     if not record:
         return ""
-    short = {"no_period": "without a factor row", "null_factor": "with a NULL factor", "null_return": "with a NULL return",
-             "null_char": "with a NULL (lagged) characteristic", "no_beta_yet": "before a first usable beta",
+    short = {"no_period": "without a factor row", "null_factor": "with a NULL factor",
+             "null_return": "with a NULL return", "null_char": "with a NULL (lagged) characteristic",
+             "no_beta_yet": "before a first usable beta",
              "no_lagged_beta": "without a lagged beta (lag rule)", "null_weight": "with a NULL or zero weight",
              "null_category": "with a NULL category", "cross_section": "in periods without a usable cross-section"}
     parts = [f"used {record['used']:,} of {record['panel_rows']:,} panel rows"]

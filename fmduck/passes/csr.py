@@ -119,8 +119,9 @@ def estimate_rows(res: Any, terms: list[str], n_periods: int, avg_n: float, avg_
                            "misspecification term)",
              "misspec_robust": "misspecification-robust (Kan-Robotti-Shanken 2013)"}
     covs = [covariance.Covariance(k, res.gamma_cov[k], None,
-                                  f"{notes[k]}; {res.weighting.upper()} CSR, Newey-West L = {res.lags} on the influence "
-                                  "series (not demeaned), divisor T; t against the standard normal", res.lags)
+                                  f"{notes[k]}; {res.weighting.upper()} CSR, Newey-West L = {res.lags} "
+                                  "on the influence series (not demeaned), divisor T; t against the standard normal",
+                                  res.lags)
             for k in SE_TYPES]
     return estimates(covs, res.gamma, terms, n_periods=n_periods, avg_n=avg_n, avg_r2=avg_r2)
 
@@ -153,7 +154,8 @@ def test_rows(res: Any) -> list[dict[str, Any]]:
 def skipped_rows(reason: str) -> list[dict[str, Any]]:
     return [{"test": "csr_r2", "se_type": None, "distribution": None, "statistic": None, "std_error": None,
              "df1": None, "df2": None, "p_value": None,
-             "note": f"skipped: Kan-Robotti-Shanken inference (eiv_robust, misspec_robust SEs, CSR R² tests): {reason}"}]
+             "note": "skipped: Kan-Robotti-Shanken inference (eiv_robust, misspec_robust SEs, CSR R² tests): "
+                     f"{reason}"}]
 
 
 _POLARS = {"VARCHAR": pl.Utf8, "DOUBLE": pl.Float64}

@@ -36,7 +36,8 @@ def add(plan: Plan, spec: Any, src: RowSource, variables: Any, label: str) -> st
              params=params(spec))
     table = plan.name(KEY)
     counts = templates.source("outcomes", plan.dialect, table=table)
-    plan.add("first_pass_outcomes", "pass 1: outcomes", counts, then=lambda state, frame: check(state, frame, spec, label))
+    plan.add("first_pass_outcomes", "pass 1: outcomes", counts,
+             then=lambda state, frame: check(state, frame, spec, label))
     return table
 
 

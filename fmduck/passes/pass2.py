@@ -98,8 +98,8 @@ def add_read(plan: Plan, spec: Any, table: str, n_terms: int, label: str, regres
                 f"pass 2: fewer than 2 periods have a usable cross-sectional regression of {spec.ret} on "
                 f"{', '.join(spec.terms)} ({ok.height} of {frame.height}; {reasons or 'none'})")
         names = {f"e{j}": t for j, t in enumerate(spec.terms)}
-        state["lambdas"] = ok.select(*inputs.PERIOD_COLUMNS, "period_index", *[pl.col(k).alias(v) for k, v in names.items()],
-                                     "r2", "adj_r2", "n")
+        state["lambdas"] = ok.select(*inputs.PERIOD_COLUMNS, "period_index",
+                                     *[pl.col(k).alias(v) for k, v in names.items()], "r2", "adj_r2", "n")
         state["cross_section_skipped"] = frame.filter(~pl.col("ok")).select(
             pl.lit("cross_section").alias("pass"), pl.lit(None, pl.Utf8).alias("asset"),
             pl.lit(None, pl.Int64).alias("asset_int"), *inputs.PERIOD_COLUMNS,

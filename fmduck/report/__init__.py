@@ -5,8 +5,8 @@ several runs go side by side as columns (esttab/stargazer layout); each run adds
 table, its λ_t table, plots (matplotlib) and a reproducibility appendix; ``sections`` picks the parts.
 Runs with many assets (``ReportOptions.asset_limit``) get distributions instead of per-asset tables
 and plots, and the full per-asset table as a CSV file; the first-pass aggregates of a stored run are
-computed in SQL on the results engine (``fmduck.store_aggregates``), never from the long first pass. Every number goes through
-``fmduck.formatting.fmt``, every name through ``fmduck.escape``.
+computed in SQL on the results engine (``fmduck.store_aggregates``), never from the long first pass.
+Every number goes through ``fmduck.formatting.fmt``, every name through ``fmduck.escape``.
 
     fmduck report DB RUN [RUN ...] --format html|tex|txt -o FILE [--se fm|nw|shanken] [--stat t|se]
                   [--sections estimates,first-pass,lambdas,plots,appendix]

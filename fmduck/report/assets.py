@@ -124,7 +124,8 @@ def asset_table(first_pass: FirstPass, stat: str) -> pl.DataFrame:
                                             pl.col("windows").first())
         columns: list[pl.Expr] = []
         for term in first_pass.terms:
-            columns += [pl.col(f"estimate_{term}").alias(f"b_{term}"), pl.col(f"{stat_col}_{term}").alias(f"{prefix}{term}")]
+            columns += [pl.col(f"estimate_{term}").alias(f"b_{term}"),
+                        pl.col(f"{stat_col}_{term}").alias(f"{prefix}{term}")]
         frame = wide.join(common, on="asset", how="left").select(
             pl.col("asset"), *columns, pl.col("r2"), pl.col("rmse"), pl.col("nobs"), pl.col("windows"))
     pe = run.pricing_errors
