@@ -65,7 +65,7 @@ def _run(folder: Path, assets: int) -> tuple[float, Path]:
     env = {**os.environ, "FMDUCK_SPARK_MASTER": "local[2]",
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = subprocess.run([sys.executable, "-c", RUNNER, *args], check=False, capture_output=True, text=True, cwd=folder,
-                         env=env, timeout=600)
+                         env=env, timeout=1500)
     assert out.returncode == 0, out.stderr[-3000:]
     peak_kb = next(int(line.split()[1]) for line in out.stdout.splitlines() if line.startswith("VMHWM_KB"))
     windows = pl.scan_parquet(warehouse / "fmduck.db" / "first_pass_windows" / "*.parquet").select(pl.len()).collect()
