@@ -56,13 +56,16 @@ def update(database: Any, name: str, *, schema: str = "fmduck", new_name: str | 
     data = dict(old.spec)
     if any(str(data.get(k, "")).startswith("<") for k in ("returns", "factors")):
         raise SpecError(f"run {name!r} was fitted on a DataFrame: update reads its inputs again from tables or files")
-    spec = Spec.from_dict({**data, "name": new_name or name, "replace": True})
+    renamed = new_name is not None and new_name != name  # a new run: version 1, its parent the old run
+    spec = Spec.from_dict({**data, "name": new_name or name, "replace": not renamed})
+    if renamed:
+        store.check_writable(results_engine, schema, new_name)  # never replaces a run stored under that name
     say("fingerprints of the inputs now")
     now = current_fingerprints(spec, engine)
     changes = fingerprints.diff(stored.drop("run_name", "run_id", "period_index"), now.drop("period_index"))
     if changes.none:
         return None
-    version = int(old.run.get("version") or 1) + 1
+    version = 1 if renamed else int(old.run.get("version") or 1) + 1
     options = {"version": version, "parent_run_id": old.run["run_id"]}
     design = designs.get(spec.design)
     reason = _full_reason(design, spec, results_engine is not engine)

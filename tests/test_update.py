@@ -19,6 +19,7 @@ import pytest
 import oracles
 from fmduck import FamaMacBeth, Spec, load_run
 from fmduck.cli import main
+from fmduck.errors import RunExistsError
 
 T = 60
 SPECS = {
@@ -290,6 +291,14 @@ def test_update_as_new_name_keeps_the_old_run():
     after = load_run(con, "r")
     assert after.run["run_id"] == before.run["run_id"]
     assert after.first_pass.drop("run_name", "run_id").equals(before.first_pass.drop("run_name", "run_id"))
+    # the new name's history starts at version 1, its parent the run it was updated from
+    assert con.execute("SELECT version, parent_run_id FROM fmduck.run_history WHERE run_name = 'r2'").fetchall() == [
+        (1, before.run["run_id"])]
+    # a name already stored is never replaced by an update --as
+    fresh = load_run(con, "fresh").run["run_id"]
+    with pytest.raises(RunExistsError, match="'fresh' already exists"):
+        FamaMacBeth(_spec("r", "rolling"), con).update(new_name="fresh")
+    assert load_run(con, "fresh").run["run_id"] == fresh
 
 
 @pytest.mark.postgres
@@ -308,3 +317,19 @@ def test_update_on_postgres(pg):
     assert "solved again" in out.run["recomputed"]["pricing_errors_and_coverage"]
     FamaMacBeth(_spec("fresh", "rolling"), pg).fit()
     same_run(pg, "r", "fresh")
+
+
+def test_returns_arriving_for_a_period_the_factors_had_recompute_every_period_and_say_why():
+    """The factors define the calendar: returns for period T when the stored run's factors already had T
+    are a change inside the stored calendar (not an append): pricing errors and coverage over every period."""
+    panel, factors = _data()
+    con = duckdb.connect()
+    _load(con, _append(panel, factors, T - 1)[0], _append(panel, factors, T)[1])
+    FamaMacBeth(_spec("r", "rolling"), con).fit()
+    _load(con, *_append(panel, factors, T))
+    FamaMacBeth(_spec("r", "rolling"), con).update()
+    FamaMacBeth(_spec("fresh", "rolling"), con).fit()
+    same_run(con, "r", "fresh")
+    recomputed = load_run(con, "r").run["recomputed"]
+    assert recomputed["mode"] == "incremental"
+    assert recomputed["pricing_errors_and_coverage"] == "every period (changes inside the stored run's calendar)"

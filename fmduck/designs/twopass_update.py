@@ -19,10 +19,9 @@ window, λ_t and residual as it was: then they are computed over the appended pe
 merged with the stored run's (pricing errors by the pairwise update of the per-asset moments,
 :func:`fmduck.passes.pricing.combine`; coverage by adding the counts, :func:`fmduck.passes.coverage.appended`),
 and pass 2 reads only the stored windows it joins. Otherwise (restated history, a deleted row, a new asset
-in the middle) they are recomputed over every period, with the whole stored first pass; the run's
-``recomputed`` record says which.
-The calendar must keep every stored period at its place (new periods after the last one; removed ones
-only at the end): otherwise the period index moves and the caller recomputes everything.
+in the middle) they are recomputed over every period, with the whole stored first pass; ``recomputed``
+says which and why. The calendar must keep every stored period at its place (new periods after the
+last one; removed ones only at the end): otherwise the caller recomputes everything.
 """
 
 from __future__ import annotations
@@ -54,6 +53,7 @@ class Affected:
     calendar: int  # periods in the new calendar
     last: int = 0  # the stored run's last period index
     appended: bool = False  # only periods after ``last`` changed: pricing errors and coverage are merged
+    why: str = ""  # why not, when not
 
 
 def affected(spec: Any, old: Any, changes: fingerprints.Changes, calendar: pl.DataFrame,
@@ -89,9 +89,10 @@ def affected(spec: Any, old: Any, changes: fingerprints.Changes, calendar: pl.Da
     if spec.chars and spec.char_lag:
         periods.update(p + spec.char_lag for p in panel if p + spec.char_lag <= t)
     history = any(changes.changed.values()) or any(changes.removed.values()) or bool(removed)
-    appended = (not history and bool(periods) and min(periods) > last and all(w > last for w in windows)
-                and bool(old.run.get("coverage")))
-    return Affected(sorted(windows), sorted(periods), removed, t, last, appended)
+    inside = not periods or min(periods) <= last or any(w <= last for w in windows)
+    why = ("every period (stored history changed)" if history else "every period (changes inside the stored "
+           "run's calendar)" if inside else "" if old.run.get("coverage") else "every period (no stored coverage)")
+    return Affected(sorted(windows), sorted(periods), removed, t, last, not why, why)
 
 
 def calendar_of(spec: Any, prints: pl.DataFrame) -> pl.DataFrame:
@@ -383,8 +384,7 @@ def fit(run: Any, cat: inputs.Catalog, old: Any, changes: fingerprints.Changes, 
         out.first_pass = first_pass_copy(run, run.spec, setup)
     redo = state.get("pricing_redo_assets") or []
     solved = f" ({len(redo)} asset(s) solved again)" if redo else ""
-    tail = f"the appended periods, merged with the stored run's{solved}" if found.appended else \
-        "every period (stored history changed)"
+    tail = f"the appended periods, merged with the stored run's{solved}" if found.appended else found.why
     recomputed = {"mode": "incremental", "windows": len(found.windows) and _count(run, "first_pass_new"),
                   "window_ends": _span(found.windows), "cross_sections": len(found.periods),
                   "periods": _span(found.periods), "removed_periods": len(found.removed),

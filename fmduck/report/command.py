@@ -29,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", dest="fmt", choices=FORMATS, help="output format (default: from the -o suffix)")
     p.add_argument("-o", "--output", required=True,
                    help="file to write (plots and CSV files go to <stem>_files/)")
-    p.add_argument("--se", default="fm", metavar="fm|nw|shanken",
-                   help="standard errors for t/SE and stars (default fm; designs may store other types)")
+    p.add_argument("--se", default="fm", metavar="TYPE",
+                   help="standard errors for t/SE and stars: fm (default), nw, shanken, and what the run stored "
+                        "beside them (eiv_robust, misspec_robust; the designs' own types)")
     p.add_argument("--stat", choices=["t", "se"], default="t", help="beneath each coefficient: t (default) or se")
     p.add_argument("--labels", help="term labels, e.g. MktRF=β_MKT,SMB=β_{SMB} (text after _ is a subscript; "
                    "terms without a label print their raw name)")
