@@ -46,6 +46,8 @@ def fmt(
         text = f"{value:,}"
     elif significant:
         text = f"{value:.{digits}g}"
+        if "e-0" in text and abs(value) >= 1e-6:  # -3.08797e-05 -> -.0000308797, as Stata's columns print it
+            text = f"{value:.{digits - 1 - math.floor(math.log10(abs(value)))}f}".rstrip("0")
         if "e" not in text and value != 0 and abs(value) < 1:
             text = text.replace("0.", ".", 1)
     else:

@@ -53,7 +53,8 @@ def test_missing(missing_value):
 @pytest.mark.parametrize(
     ("value", "expected"),
     [(0.0135269, ".0135269"), (-0.00664978, "-.00664978"), (12.3456789, "12.3457"), (0.0, "0"),
-     (-0.000738266, "-.000738266"), (1.5e-9, "1.5e-09")],
+     (-0.000738266, "-.000738266"), (1.5e-9, "1.5e-09"), (-3.08797e-05, "-.0000308797"), (1.5e-6, ".0000015"),
+     (9.99e-7, "9.99e-07")],
 )
 def test_significant_stata_style(value, expected):
     """The xtfmb text summary's columns: %g with 6 significant digits and no leading zero."""
