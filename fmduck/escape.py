@@ -225,7 +225,9 @@ def text(value: Any) -> str:
     return _visible_controls(value)
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+# what can start markup inside a table cell (emphasis, code, links, HTML, entities, strike, the cell break);
+# ( ) # + ! are left alone: without an unescaped [ or a line start they are plain text
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~])")
 
 
 def md(value: Any) -> str:

@@ -86,6 +86,7 @@ def test_markdown_round_trip_and_escaping(demo_db):
     assert header == want.columns
     assert rule.count("|") == len(want.columns) + 1 and "---:" in rule
     assert "a\\|b c \\*d\\* \\<x\\>" in text  # one line, specials escaped
+    assert "sd(lambda" in text and "\\(" not in text  # plain punctuation stays readable
     got = sorted(body, key=lambda r: (r[header.index("se_type")], r[header.index("term")]))
     for row, expected in zip(got, want.iter_rows(named=True)):
         assert len(row) == len(header)
