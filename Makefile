@@ -23,7 +23,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# The fast subset (< 1 min on 2 cores): no test marked slow or spark, spread over the cores by xdist.
+# The fast subset: no test marked slow or spark, spread over the cores by xdist.
 test-fast: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -m "not slow and not spark" -n $(or $(JOBS),auto) $(PYTEST_ARGS)
 
