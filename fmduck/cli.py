@@ -12,16 +12,18 @@ without loading the engines.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import re
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from fmduck import __version__
 from fmduck.cli_options import add_spec_arguments, int_arg, spec_from_args
-from fmduck.errors import FmduckError, FmduckWarning
+from fmduck.errors import FmduckError, FmduckWarning, UsageError
 from fmduck.secrets import mask
 
 EXIT_OK, EXIT_BUG, EXIT_ERROR = 0, 1, 2
@@ -35,7 +37,7 @@ COMMANDS: dict[str, str] = {
     "compare": "compare two stored runs' models by their CSR R-squared (Kan-Robotti-Shanken 2013)",
     "update": "update a stored run after new data arrived: recompute only what changed",
     "delete": "delete a stored run (one transaction)",
-    "load": "load a CSV/Parquet file (long or Ken French wide) into a table",
+    "load": "load a CSV/Parquet file (long, wide, or Ken French's as downloaded) into a table",
     "demo": "three-factor FM on bundled Ken French data",
 }
 
@@ -70,8 +72,15 @@ def _database(p: argparse.ArgumentParser, text: str = "the database: a DuckDB fi
     p.add_argument("database", help=text)
 
 
-def _engine(database: str, kind: str | None = None, spec: Any = None, *, read_only: bool = False) -> Any:
-    from fmduck.engines import open_engine
+def _engine(database: str, kind: str | None = None, spec: Any = None, *, read_only: bool = False,
+            exists: bool = True) -> Any:
+    """The engine of ``database``; ``exists``: a DuckDB file must exist (with a spec: if an input is a
+    table in it), so a mistyped path is an error, not a new empty file."""
+    from fmduck.engines import open_engine, require_database
+
+    if exists:
+        require_database(database, kind, None if spec is None else {"--returns": spec.returns,
+                                                                    "--factors": spec.factors})
 
     options: dict[str, Any] = {}
     if spec is not None:
@@ -87,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     warnings.simplefilter("ignore", FmduckWarning)  # printed below as fmduck: warning: lines
     spec = spec_from_args(args)
     engine = _engine(args.database, args.engine, spec, read_only=bool(args.results))
-    results = _engine(args.results, None, spec) if args.results else None
+    results = _engine(args.results, None, spec, exists=False) if args.results else None
     out = FamaMacBeth(spec, engine, results=results).fit(progress=progress(args.quiet))
     print(out.summary)
     for res in getattr(out, "runs", [out]):
@@ -169,8 +178,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_load(args: argparse.Namespace) -> int:
     from fmduck.load import load, options_from_args
 
-    engine = _engine(args.database)
-    rows = load(engine, args.file, args.table, notify=lambda note: say(f"fmduck: note: {note}"),
+    engine = _engine(args.database, exists=False)
+
+    def note(text: str) -> None:
+        say(f"fmduck: note: {text}")
+
+    rows = load(engine, args.file, args.table, notify=note, describe=None if args.quiet else note,
                 **options_from_args(args))
     if not args.quiet:
         say(f"loaded {rows:,} rows into {args.table}")
@@ -202,7 +215,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from fmduck import comparison
+    from fmduck.engines import require_database
 
+    require_database(args.database)
     print(comparison.cmd_compare(args))
     return EXIT_OK
 
@@ -218,8 +233,38 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 # ====================================================================== parsers
+class Parser(argparse.ArgumentParser):
+    """argparse with fmduck's error contract: a parse error is a :class:`UsageError`, printed as the one
+    ``fmduck: error:`` line (exit 2) with a suggestion for a misspelt option or choice and where the help is."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = "the commands" if self.prog == "fmduck" else "the options"
+        raise UsageError(f"{self._explain(message)} ({self.prog} --help lists {hint})")
+
+    def _explain(self, message: str) -> str:
+        if message.startswith("unrecognized arguments: "):
+            options = [s for action in self._actions for s in action.option_strings]
+            unknown = [t.split("=")[0] for t in message.split(": ", 1)[1].split() if re.match(r"^--?[A-Za-z]", t)]
+            if unknown:
+                return "; ".join(f"unknown option {name}" + _suggest(name, options) for name in dict.fromkeys(unknown))
+            return message
+        choice = re.match(r"^argument (\S+): invalid choice: '(.*)' \(choose from", message)
+        if choice:
+            name, value = choice.groups()
+            action = next((a for a in self._actions if name in (*a.option_strings, a.metavar, a.dest)), None)
+            choices = [str(c) for c in (action.choices or [])] if action is not None else []
+            return (f"argument {name}: invalid choice {value!r}{_suggest(value, choices)}; "
+                    f"choose from {', '.join(choices)}")
+        return message
+
+
+def _suggest(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def _parser(command: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"fmduck {command}", description=COMMANDS[command])
+    p = Parser(prog=f"fmduck {command}", description=COMMANDS[command])
     schema_help = "results schema (default fmduck)"
     if command in ("run", "sql"):
         _database(p)
@@ -237,7 +282,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--schema", default="fmduck", help=schema_help)
         p.add_argument("--history", action="store_true", help="list the run's versions and what each recomputed")
         p.add_argument("--se", metavar="TYPE", help="print only this SE type's block (e.g. nw)")
-        p.add_argument("--nw-lags", type=int_arg("--nw-lags"), metavar="L",
+        p.add_argument("--nw-lags", type=int_arg, metavar="L",
                        help="re-infer the stored lambda_t with this Newey-West lag (no SQL is run)")
         p.add_argument("--nw-divisor", choices=["T", "T-1"], help="re-infer with this Newey-West divisor")
         p.add_argument("--conventions", choices=["fmduck", "stata", "linearmodels", "sandwich"],
@@ -286,7 +331,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 
 def _top() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="fmduck", description="Fama-MacBeth (1973) regressions computed in SQL where the panel lives.",
         epilog="commands:\n" + "\n".join(f"  {c:<9} {h}" for c, h in COMMANDS.items())
         + "\n\n`fmduck COMMAND --help` lists a command's options.",
@@ -302,10 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     command = next((a for a in argv if not a.startswith("-")), None)
-    if command not in COMMANDS:
-        _top().parse_args(argv)  # --help, --version, or an error naming the commands
-        return EXIT_ERROR
     try:
+        if command not in COMMANDS:
+            _top().parse_args(argv)  # --help, --version, or an error naming the commands
+            return EXIT_ERROR
         rest = argv[:argv.index(command)] + argv[argv.index(command) + 1:]
         args = _parser(command).parse_intermixed_args(rest)  # options may stand between positionals
         return args.func(args)

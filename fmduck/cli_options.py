@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,10 @@ def _add_option(group: Any, option: Any) -> None:  # an argparse argument group
     elif option.kind == "flags":
         kw["action"] = "store_true"
     elif option.kind == "int":
-        kw["type"] = int_arg(option.flag)
+        kw["type"] = int_arg
         kw["metavar"] = option.metavar or "N"
     elif option.kind == "float" or option.kind == "levels":
-        kw["type"] = float_arg(option.flag)
+        kw["type"] = float_arg
         kw["metavar"] = option.metavar or "X"
     elif option.kind == "choice":
         kw["choices"] = list(option.choices)
@@ -30,27 +29,23 @@ def _add_option(group: Any, option: Any) -> None:  # an argparse argument group
     group.add_argument(option.flag, **kw)
 
 
-def int_arg(flag: str) -> Callable[[str], int]:
-    """An argparse type: an integer within ±2^62, the error naming ``flag``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} wants an integer, got {text!r}") from None
-        if abs(value) > 2**62:
-            raise argparse.ArgumentTypeError(f"{flag} {text} is out of range")
-        return value
-    return parse
+def int_arg(text: str) -> int:
+    """An argparse type: an integer within ±2^62 (argparse names the option: ``argument --window: ...``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants an integer, got {text!r}") from None
+    if abs(value) > 2**62:
+        raise argparse.ArgumentTypeError(f"{text} is out of range")
+    return value
 
 
-def float_arg(flag: str) -> Callable[[str], float]:
-    """An argparse type: a number, the error naming ``flag``."""
-    def parse(text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} wants a number, got {text!r}") from None
-    return parse
+def float_arg(text: str) -> float:
+    """An argparse type: a number (argparse names the option)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants a number, got {text!r}") from None
 
 
 def add_spec_arguments(p: argparse.ArgumentParser, *, results: bool = True) -> None:

@@ -104,7 +104,7 @@ class DuckDBEngine:
                 raise FmduckError(f"cannot open DuckDB database {self.path}: folder "
                                   f"{str(Path(self.path).parent)!r} does not exist")
             if read_only and self.path != ":memory:" and not Path(self.path).exists():
-                raise FmduckError(f"database not found: {self.path}")
+                raise FmduckError(f"database file {self.path} does not exist; check the path")
             try:
                 self.con = duckdb.connect(self.path, read_only=read_only and self.path != ":memory:")
                 # fmduck's own connection: no DuckDB progress bar (progress is fmduck's, on stderr; -q silences it)

@@ -11,6 +11,10 @@ class SpecError(FmduckError, ValueError):
     """The specification itself is invalid (option values, missing fields)."""
 
 
+class UsageError(FmduckError):
+    """The command line cannot be parsed (an unknown option, a value of the wrong type, a missing argument)."""
+
+
 class InputError(FmduckError, ValueError):
     """The input data cannot be used as given (missing columns, duplicates, types, too few rows)."""
 

@@ -8,7 +8,10 @@
   numbers exact (``fmt(value, None)``: the shortest text that reads back as the same float);
 - ``json``: a list of records (one object per row); NaN and infinities become ``null``.
 
-The rows come from the result tables (``fmduck.report.load_runs``), the same as a report's.
+The rows come from the result tables (``fmduck.store.load_run``), the same as a report's; ``--table``
+is any relation of the results schema (the run's rows: ``comparisons`` those naming it on either side,
+``first_pass_windows`` one row per asset and window with a column per term). The format is ``--format``,
+else the suffix of ``-o`` (another suffix is refused: ``-o x.xlsx`` would be CSV text), else csv.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, TextIO
 
 import polars as pl
 
+from fmduck import templates
 from fmduck.errors import FmduckError, SpecError
 from fmduck.escape import csv_column, md
 from fmduck.formatting import fmt
@@ -35,17 +39,23 @@ LAMBDA_COLUMNS = ["run_name", "run_id", "period", "period_date", "period_ts", "p
 
 
 TABLES = ("runs", "first_pass", "lambdas", "estimates", "pricing_errors", "skipped")
+STORED = ("run_history", "first_pass_terms", "comparisons")  # read from the schema (read_run_rows.sql.j2)
+SUFFIXES = {"csv": "csv", "md": "md", "markdown": "md", "json": "json"}
 
 
 def known_tables() -> list[str]:
-    """The tables a run can be exported from: the core ones, the tests and every design's own."""
+    """Every relation of the results schema (:func:`fmduck.store.contract`: the core tables, the
+    designs' tables and the first_pass view)."""
     from fmduck import store
 
-    return [*TABLES, "tests", *(t["name"] for t in store.design_tables())]
+    return list(store.contract())
 
 
-def run_table(results: FamaMacBethResults, table: str = "estimates") -> pl.DataFrame:
-    """The rows of one results table of a run, columns as in SQL (``runs``: spec and fingerprint as JSON text)."""
+def run_table(results: FamaMacBethResults, table: str = "estimates", engine: Any = None,
+              schema: str = "fmduck") -> pl.DataFrame:
+    """The rows of one results table of a run, columns as in SQL (``runs``: spec and fingerprint as JSON
+    text; ``first_pass_windows``: one row per asset and window, a column per term's estimate, ``se_``
+    and ``t_``). ``engine``: the results engine, for the tables the run does not hold (:data:`STORED`)."""
     known = known_tables()
     if table not in known:
         raise SpecError(f"--table must be one of {', '.join(known)}; got {table!r}")
@@ -59,12 +69,23 @@ def run_table(results: FamaMacBethResults, table: str = "estimates") -> pl.DataF
     if table == "lambdas":
         long = results.lambdas_long
         return long.select([c for c in LAMBDA_COLUMNS if c in long.columns])
+    if table == "first_pass_windows":
+        pieces = list(results.first_pass_pieces())
+        if not pieces:
+            raise FmduckError(f"run {results.name!r} stored no first pass (no factors: no regression per asset)")
+        return pl.concat(pieces, how="vertical_relaxed")
     if table in TABLES:
         return getattr(results, table)
+    if table in STORED:
+        if engine is None:
+            raise FmduckError(f"table {table!r} is read from the results schema: give the engine")
+        sql = templates.render("results/read_run_rows", engine.dialect, schema=templates.ident(schema),
+                               table=templates.ident(table), kind=table)
+        return engine.query(sql, {"run_name": results.name})
     frame = results.extra.get(table)
     if frame is None:
         raise FmduckError(f"run {results.name!r} has no rows in table {table!r} "
-                          f"(its tables: {', '.join([*TABLES, *results.extra])})")
+                          f"(its tables: {', '.join([*TABLES, 'first_pass_windows', *STORED, *results.extra])})")
     return frame
 
 
@@ -124,7 +145,8 @@ def export(database: str | Path, run: str, fmt_name: str = "csv", *, table: str 
     """Export ``table`` of the stored ``run``: the library call behind ``fmduck export``.
 
     ``output``: a file path, a text stream, or None to get the text back."""
-    from fmduck.report.loading import load_runs
+    from fmduck import store
+    from fmduck.report.loading import open_results
 
     if fmt_name not in EXPORT_FORMATS:
         raise SpecError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt_name!r}")
@@ -132,7 +154,8 @@ def export(database: str | Path, run: str, fmt_name: str = "csv", *, table: str 
         output = Path(output)
         if str(output).endswith(("/", "\\")) or output.is_dir():
             raise FmduckError(f"-o {output} is a folder; give a file name such as {output / (run + '.' + fmt_name)}")
-    frame = run_table(load_runs(database, [run], schema)[0], table)
+    engine = open_results(database)
+    frame = run_table(store.load_run(engine, run, schema), table, engine, schema)
     if isinstance(output, Path):  # whole text first: a failed write leaves the old file, not half a new one
         text = write_frame(frame, fmt_name)
         try:
@@ -151,8 +174,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", dest="fmt", choices=EXPORT_FORMATS,
                    help="csv, md (a Markdown pipe table) or json (records); default: from the -o suffix, else csv")
     p.add_argument("--table", default="estimates", choices=known_tables(),
-                   help="results table to export (default estimates)")
-    p.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+                   help="results table to export (default estimates): any table of the results schema, or the "
+                   "first_pass view")
+    p.add_argument("-o", "--output", type=Path,
+                   help="file to write (default: standard output); a suffix .csv, .md or .json gives the format")
     p.add_argument("--schema", default="fmduck", help="results schema (default fmduck)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the name of the file written")
 
@@ -163,7 +188,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt_name = args.fmt
     if fmt_name is None:
         suffix = args.output.suffix.lstrip(".").lower() if args.output else ""
-        fmt_name = {"markdown": "md"}.get(suffix, suffix) if suffix in (*EXPORT_FORMATS, "markdown") else "csv"
+        if suffix and suffix not in SUFFIXES:
+            raise SpecError(f"cannot tell the format from {args.output.name!r}: fmduck export writes "
+                            f"{', '.join(EXPORT_FORMATS)} (-o FILE.csv, .md or .json, or --format)")
+        fmt_name = SUFFIXES.get(suffix, "csv")
     if args.output is None:
         buffer = io.StringIO()
         export(args.database, args.run, fmt_name, table=args.table, output=buffer, schema=args.schema)

@@ -19,7 +19,7 @@ from typing import Any
 
 from fmduck import designs, store
 from fmduck.designs import RunOutput
-from fmduck.engines import connect
+from fmduck.engines import connect, require_database
 from fmduck.errors import FmduckWarning
 from fmduck.results import FamaMacBethResults
 from fmduck.run import Progress, Run
@@ -64,6 +64,7 @@ def fit(spec: Any, database: Any, *, results: Any = None, write: bool = True, pr
     (default: the same database). A design may return several runs (a grid): a list of results then.
     ``log``: a list that receives the (label, SQL) of every statement the run sent."""
     design = designs.get(spec.design)
+    require_database(database, inputs={"returns": spec.returns, "factors": spec.factors})  # not a new empty file
     engine = connect(database)
     results_engine = engine if results is None else connect(results)
     if write:

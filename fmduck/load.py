@@ -4,11 +4,16 @@ them (first column the period as YYYYMM or YYYYMMDD, one column per portfolio, r
 Reading. CSV/TSV files are read by DuckDB's ``read_csv`` — the reader ``--returns file.csv`` uses —
 so a loaded table and the file read directly have the same column types: 'YYYY-MM-DD' text is a
 DATE, a timestamp a TIMESTAMP, numbers are numbers. Missing values: empty and ``NA``; in ``--wide``
-files also Ken French's ``-99.99`` and ``-999`` (in a long file -99.99 is a return). One exception
+files and Ken French files also ``-99.99`` and ``-999`` (in another long file -99.99 is a return). One exception
 to "as read_csv": day/month dates. ``read_csv`` reads '01/02/2001' as 1 February (DD/MM) when no
 value decides; here such columns are read by :func:`fmduck.periods.classify_text_periods`, which
 reads them when some day is above 12 (the same dates as ``read_csv``) and otherwise refuses the
 period column and keeps any other column as text. Parquet files are read by polars.
+
+Ken French files as downloaded (:mod:`fmduck.french`): description lines, then blocks (a title line,
+a header starting with a comma, rows keyed by YYYYMM, YYYY or YYYYMMDD) and a copyright line. The
+first block is read (``--block N`` or ``--block TITLE``: another), as a file of its own; a note says
+what was read and what was left out, and how many -99.99 / -999 became NULL.
 
 The period column (``--period-format``):
 
@@ -33,8 +38,7 @@ a long file with a unit and no ``--percent-cols`` is refused.
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +46,7 @@ from typing import Any
 import polars as pl
 from sqlglot import exp
 
-from fmduck import templates
+from fmduck import french, templates
 from fmduck.engine import DuckDBEngine, Engine
 from fmduck.errors import InputError, SpecError
 from fmduck.periods import TEXT_FORMATS, classify_text_periods, parse_text_period, text_format, yyyymm_format
@@ -53,9 +57,10 @@ MISSING = ("", "NA")
 KEN_FRENCH_MISSING = ("-99.99", "-999")
 
 
-def read_file(path: str | Path, *, missing: tuple[str, ...] = MISSING, text: tuple[str, ...] = ()) -> pl.DataFrame:
+def read_file(path: str | Path, *, missing: tuple[str, ...] = MISSING, text: tuple[str, ...] = (),
+              source: str | None = None) -> pl.DataFrame:
     """A CSV/TSV file through DuckDB's ``read_csv`` (``missing`` read as NULL, ``text`` columns as
-    VARCHAR), a Parquet file through polars."""
+    VARCHAR), a Parquet file through polars. ``source``: the file's name in messages (default ``path``)."""
     path = _existing(path)
     if ".parquet" in path.suffixes:
         return pl.read_parquet(path)
@@ -63,7 +68,7 @@ def read_file(path: str | Path, *, missing: tuple[str, ...] = MISSING, text: tup
     try:
         return reader.query(f"SELECT * FROM {read_csv_sql(path, missing, text)}")
     except Exception as exc:  # DuckDB's own error types; the message names the row
-        raise InputError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from exc
+        raise InputError(f"cannot read {source or path}: {str(exc).strip().splitlines()[0]}") from exc
     finally:
         reader.close()
 
@@ -71,8 +76,8 @@ def read_file(path: str | Path, *, missing: tuple[str, ...] = MISSING, text: tup
 def load(engine: Engine, path: str | Path, table: str, *, replace: bool = False,
          notify: Callable[[str], None] | None = None, **options: Any) -> int:
     """Load ``path`` into a new table ``table``; return the number of rows written. ``options``: those
-    of :func:`prepare`; ``notify`` receives notes (columns kept as text) for the user. An existing
-    ``table`` is refused (unless ``replace``) before the file is read."""
+    of :func:`read_prepared` and :func:`prepare`; ``notify`` receives notes (columns kept as text) for the
+    user. An existing ``table`` is refused (unless ``replace``) before the file is read."""
     table_sql = templates.table(table)
     if not replace:
         parsed = exp.to_table(table, dialect="duckdb")
@@ -85,27 +90,52 @@ def load(engine: Engine, path: str | Path, table: str, *, replace: bool = False,
 
 
 def read_prepared(path: str | Path, *, wide: bool = False, period: str = "period",
-                  period_format: str = "auto", notify: Callable[[str], None] | None = None,
+                  period_format: str = "auto", block: str | int | None = None,
+                  notify: Callable[[str], None] | None = None, describe: Callable[[str], None] | None = None,
                   **options: Any) -> pl.DataFrame:
     """:func:`read_file` with the day/month date columns and a period column in a text format read
-    as text, then :func:`prepare`."""
+    as text, then :func:`prepare`. A Ken French file as downloaded (:mod:`fmduck.french`): its first
+    block, or ``block`` (a number or a title), with -99.99 and -999 as NULL; ``describe`` receives what
+    was read and what was left out."""
     path = _existing(path)
     check_period_format(period_format)
-    missing = MISSING + KEN_FRENCH_MISSING if wide else MISSING
+    found = None if ".parquet" in path.suffixes else french.layout(path)
+    if block is not None and found is None:
+        raise SpecError(f"--block picks a block of a Ken French file (a header line starting with a comma above "
+                        f"rows keyed by YYYYMM, YYYY or YYYYMMDD); {path} has none")
     if ".parquet" in path.suffixes:
         return prepare(read_file(path), wide=wide, period=period, period_format=period_format,
                        source=str(path), notify=notify, **options)
-    types, day_month = sniff_csv(path, missing)
-    first_blank = _blank_first_header(path)
+    if found is None:
+        return _read_csv(path, str(path), wide, period, period_format, notify, options)
+    chosen = found.choose(block, str(path))
+    if not chosen.returns:  # counts, sizes, ratios: no unit to divide by, no note that they look like percent
+        if options.get("unit") not in (None, "decimal"):
+            raise SpecError(f"{path}: {chosen.name()} holds no returns; --unit {options['unit']} divides returns "
+                            "(leave it out)")
+        options = {**options, "unit": "decimal"}
+    with tempfile.TemporaryDirectory(prefix="fmduck-") as folder:
+        plain = Path(folder) / "block.csv"
+        text = french.note(str(path), found, chosen, french.write_block(chosen, plain))
+        if text and describe is not None:
+            describe(text)
+        return _read_csv(plain, str(path), wide, period, period_format, notify, options)
+
+
+def _read_csv(path: Path, source: str, wide: bool, period: str, period_format: str,
+              notify: Callable[[str], None] | None, options: dict[str, Any]) -> pl.DataFrame:
+    missing = MISSING + KEN_FRENCH_MISSING if wide else MISSING
+    types, day_month = sniff_csv(path, missing, source)
+    first_blank = french.blank_first_header(path)
     period_in_file = next(iter(types)) if wide or first_blank else period
     text = list(day_month)
     if period_format not in ("auto", "none", "yyyymm", "yyyymmdd") and types.get(period_in_file, "").startswith(
             ("DATE", "TIMESTAMP")):
         text.append(period_in_file)
-    frame = read_file(path, missing=missing, text=tuple(dict.fromkeys(text)))
+    frame = read_file(path, missing=missing, text=tuple(dict.fromkeys(text)), source=source)
     if first_blank and not wide:
         frame = frame.rename({frame.columns[0]: period})
-    return prepare(frame, wide=wide, period=period, period_format=period_format, source=str(path),
+    return prepare(frame, wide=wide, period=period, period_format=period_format, source=source,
                    day_month=tuple(c for c in day_month if c != period_in_file), notify=notify,
                    ken_french=first_blank, **options)
 
@@ -286,7 +316,8 @@ def read_csv_sql(path: Path, missing: tuple[str, ...] = MISSING, text: tuple[str
     return f"read_csv({', '.join(args)})"
 
 
-def sniff_csv(path: Path, missing: tuple[str, ...] = MISSING) -> tuple[dict[str, str], tuple[str, ...]]:
+def sniff_csv(path: Path, missing: tuple[str, ...] = MISSING, source: str | None = None
+              ) -> tuple[dict[str, str], tuple[str, ...]]:
     """Column types as ``read_csv`` reads them, and the DATE/TIMESTAMP columns it reads with a
     day/month format ('%d/%m/%Y' when no value decides): read those as ``text`` and classify them."""
     reader = DuckDBEngine()
@@ -295,7 +326,7 @@ def sniff_csv(path: Path, missing: tuple[str, ...] = MISSING) -> tuple[dict[str,
                      .select("column_name", "column_type").iter_rows())
         sniffed = reader.query(f"SELECT DateFormat, TimestampFormat FROM sniff_csv({templates.literal(str(path))})")
     except Exception as exc:
-        raise InputError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from exc
+        raise InputError(f"cannot read {source or path}: {str(exc).strip().splitlines()[0]}") from exc
     finally:
         reader.close()
     date_fmt, ts_fmt = sniffed.row(0)
@@ -305,24 +336,18 @@ def sniff_csv(path: Path, missing: tuple[str, ...] = MISSING) -> tuple[dict[str,
     return types, day_month
 
 
-def _blank_first_header(path: Path) -> bool:
-    """Ken French files leave the first header cell (the period's) empty."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="") as handle:
-        line = handle.readline()
-    delimiter = "\t" if ".tsv" in path.suffixes or line.count("\t") > line.count(",") else ","
-    header = next(csv.reader([line], delimiter=delimiter), [""])
-    return not header or header[0].strip() == ""
-
-
 # ------------------------------------------------------------------ command line
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``fmduck load``."""
     p.add_argument("database", help="the database to load into: a DuckDB file (created if missing) or a "
                    "postgresql:// URL")
-    p.add_argument("file", type=Path, help="the CSV/TSV or Parquet file to load")
+    p.add_argument("file", type=Path, help="the CSV/TSV or Parquet file to load (a Ken French file as downloaded: "
+                   "its first block, see --block)")
     p.add_argument("--table", required=True, help="name of the new table")
     p.add_argument("--wide", action="store_true", help="one column per asset, first column the period")
+    p.add_argument("--block", metavar="N|TITLE",
+                   help="a Ken French file with several blocks (value- and equal-weighted, annual, ...): the block "
+                   "to read, by number or title (default: the first; the note on stderr lists them)")
     p.add_argument("--period-format", default="auto", metavar="FORMAT",
                    help="auto (default), yyyymm, yyyymmdd, none, or a text format: " + ", ".join(TEXT_FORMATS))
     p.add_argument("--unit", default=None, choices=list(UNITS),
@@ -339,4 +364,5 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """:func:`load` keyword arguments from the parsed ``fmduck load`` options."""
     cols = [c.strip() for c in args.percent_cols.split(",") if c.strip()] if args.percent_cols else None
     return {"replace": args.replace, "wide": args.wide, "period": args.period_name, "asset": args.asset_name,
-            "value": args.value_name, "period_format": args.period_format, "unit": args.unit, "percent_cols": cols}
+            "value": args.value_name, "period_format": args.period_format, "unit": args.unit, "percent_cols": cols,
+            "block": args.block}

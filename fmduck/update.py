@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from fmduck import designs, fingerprints, fitting, store, templates
-from fmduck.engines import connect
+from fmduck.engines import connect, require_database
 from fmduck.errors import FmduckError, SpecError
 from fmduck.run import Progress, Run
 
@@ -46,6 +46,7 @@ def update(database: Any, name: str, *, schema: str = "fmduck", new_name: str | 
     from fmduck.spec import Spec
 
     say = progress or (lambda _m: None)
+    require_database(database)
     engine = connect(database)
     results_engine = engine if results is None else connect(results)
     old = store.load_run(results_engine, name, schema, extra=("input_fingerprints",), first_pass=False)

@@ -168,7 +168,7 @@ def test_show_missing_run_and_database(loaded: Path, tmp_path: Path) -> None:
     one_line_error(out.stderr, "no run named 'no_such_run'")
     out = fmduck("show", tmp_path / "missing.duckdb", "x")
     assert out.returncode == 2
-    one_line_error(out.stderr, "database not found")
+    one_line_error(out.stderr, f"database file {tmp_path / 'missing.duckdb'} does not exist; check the path")
 
 
 def test_help_and_version() -> None:
@@ -329,7 +329,7 @@ def test_compare_two_stored_models(run_cli, db: Path) -> None:
     code, out, err = run_cli("compare", db, "m1", "m3", "--no-write", "-q")
     assert code == 0 and err == "" and "r2_diff" in out
     code, _, err = run_cli("compare", db, "m1", "m3", "--no-write", "--bogus")
-    assert code == 2 and err.strip().splitlines()[-1].endswith("unrecognized arguments: --bogus")
+    one_line_error(err, "unknown option --bogus (fmduck compare --help lists the options)")
 
 
 def test_load_errors_and_quiet(run_cli, tmp_path: Path) -> None:
@@ -376,6 +376,38 @@ def test_internal_error_is_one_line_with_exit_1_and_debug_shows_the_traceback(ru
 
 def test_usage_errors_exit_2(run_cli, db: Path) -> None:
     code, _, err = run_cli("run", db, *FF3, "--name", "x", "--window", "abc")
-    assert code == 2 and err.strip().splitlines()[-1].endswith("--window wants an integer, got 'abc'")
+    assert code == 2
+    one_line_error(err, "argument --window: wants an integer, got 'abc' (fmduck run --help lists the options)")
     code, _, err = run_cli("sql", db, *FF3, "--name", "x", "--dialect", "oracle")
-    assert code == 2 and "invalid choice: 'oracle'" in err
+    assert code == 2
+    one_line_error(err, "argument --dialect: invalid choice 'oracle'; choose from duckdb, postgres, spark")
+
+
+def test_a_parse_error_is_one_line_with_the_near_option_and_where_the_help_is(run_cli, db: Path) -> None:
+    """Not argparse's usage block: one ``fmduck: error:`` line, exit 2, a misspelt option or choice named
+    with its nearest spelling, the option named once."""
+    cases = [
+        (["run", db, *FF3, "--name", "x", "--windw", "60"],
+         "fmduck: error: unknown option --windw (did you mean --window?) (fmduck run --help lists the options)"),
+        (["run", db, *FF3, "--name", "x", "--window", "sixty"],
+         "fmduck: error: argument --window: wants an integer, got 'sixty' (fmduck run --help lists the options)"),
+        (["run", db, *FF3, "--name", "x", "--window=99999999999999999999"],
+         "fmduck: error: argument --window: 99999999999999999999 is out of range "
+         "(fmduck run --help lists the options)"),
+        (["show", db, "--nw-lags", "1.5"],
+         "fmduck: error: argument --nw-lags: wants an integer, got '1.5' (fmduck show --help lists the options)"),
+        (["rnu", db], "fmduck: error: argument COMMAND: invalid choice 'rnu' (did you mean run?); choose from "
+                      + ", ".join(cli.COMMANDS) + " (fmduck --help lists the commands)"),
+    ]
+    for argv, line in cases:
+        code, out, err = run_cli(*argv)
+        assert (code, out, err) == (2, "", line + "\n"), argv
+    code, _, err = run_cli("export", db, "ff3", "--table", "first_pass_window")
+    assert code == 2
+    one_line_error(err, "argument --table: invalid choice 'first_pass_window' (did you mean first_pass_windows?); "
+                        "choose from runs, run_history, ")
+    for command in cli.COMMANDS:  # every subcommand, whatever else is missing
+        code, out, err = run_cli(command, "--bogus-option")
+        assert code == 2 and out == "", command
+        one_line_error(err, f"(fmduck {command} --help lists the options)")
+        assert "usage:" not in err

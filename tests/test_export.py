@@ -121,7 +121,7 @@ def test_json_records_and_other_tables(demo_db, tmp_path):
 def test_export_errors(demo_db, tmp_path):
     from fmduck.export import export
 
-    with pytest.raises(SpecError, match="--table must be one of runs, first_pass"):
+    with pytest.raises(SpecError, match="--table must be one of runs, run_history, first_pass_terms"):
         export(demo_db, "ff3", "csv", table="nosuch")
     with pytest.raises(SpecError, match="--format must be one of csv, md, json"):
         export(demo_db, "ff3", "xlsx")
@@ -154,7 +154,65 @@ def test_cli_export(demo_db, tmp_path):
     done = run_cli("export", str(demo_db), "nope")
     assert done.returncode == 2 and done.stderr.startswith("fmduck: error: no run named 'nope'")
     done = run_cli("export", str(demo_db), "ff3", "--table", "nosuch")
-    assert done.returncode == 2 and "invalid choice: 'nosuch'" in done.stderr
+    assert done.returncode == 2 and "invalid choice 'nosuch'" in done.stderr
+
+
+def test_every_results_table_exports_the_runs_rows(demo_db, tmp_path):
+    """``--table`` takes every relation of the results schema (store.contract()); each export holds the
+    run's stored rows (comparisons: those naming the run on either side)."""
+    import shutil
+
+    from fmduck import store
+    from fmduck.export import export, known_tables
+
+    assert known_tables() == list(store.contract())
+    assert {"run_history", "first_pass_terms", "first_pass_windows", "input_fingerprints", "comparisons"} <= set(
+        known_tables())
+    db = tmp_path / "demo.duckdb"
+    shutil.copy(demo_db, db)
+    con = duckdb.connect(str(db))
+    for a, b in (("ff3", "other"), ("other", "ff3"), ("x", "y")):
+        con.execute("INSERT INTO fmduck.comparisons VALUES (?, ?, 'ia', 'ib', TIMESTAMP '2024-01-01', 'ols', "
+                    "'r2_diff', 0.5, 0.1, NULL, NULL, 0.2, 'n')", [a, b])
+    con.close()
+
+    def exported(table: str) -> pl.DataFrame:
+        return pl.read_csv(io.StringIO(export(db, "ff3", "csv", table=table)), infer_schema_length=None)
+
+    for table, query in (("run_history", "SELECT * FROM fmduck.run_history WHERE run_name = 'ff3' ORDER BY version"),
+                         ("first_pass_terms", "SELECT * FROM fmduck.first_pass_terms WHERE run_name = 'ff3' "
+                                              "ORDER BY term_index"),
+                         ("input_fingerprints", "SELECT * FROM fmduck.input_fingerprints WHERE run_name = 'ff3'")):
+        got, want = exported(table), stored(db, query)
+        assert got.columns == want.columns and got.height == want.height > 0, table
+        assert got["run_id"].to_list() == want["run_id"].to_list(), table
+    assert exported("first_pass_terms")["term"].to_list() == ["const", "MktRF", "a|b\nc *d* <x>", "HML"]
+    assert exported("input_fingerprints")["fingerprint"].cast(pl.Utf8).sort().to_list() == stored(
+        db, "SELECT fingerprint FROM fmduck.input_fingerprints WHERE run_name = 'ff3'")["fingerprint"].sort().to_list()
+    comparisons = exported("comparisons")
+    assert sorted(zip(comparisons["run_a"], comparisons["run_b"])) == [("ff3", "other"), ("other", "ff3")]
+
+    windows = exported("first_pass_windows")  # one row per asset and window, a column per term
+    flat = stored(db, "SELECT asset, estimate, std_error FROM fmduck.first_pass_windows WHERE run_name = 'ff3' "
+                      "ORDER BY asset")
+    assert windows.height == flat.height == 30
+    windows = windows.sort("asset")
+    assert windows["MktRF"].to_list() == [e[1] for e in flat["estimate"].to_list()]
+    assert windows["se_HML"].to_list() == [s[3] for s in flat["std_error"].to_list()]
+
+
+def test_an_output_suffix_that_is_no_format_is_refused(demo_db, tmp_path):
+    """-o x.xlsx would hold CSV text: refused, naming the formats; --format or a known suffix writes."""
+    xlsx = tmp_path / "x.xlsx"
+    done = run_cli("export", str(demo_db), "ff3", "-o", str(xlsx))
+    assert done.returncode == 2 and not xlsx.exists()
+    assert done.stderr == ("fmduck: error: cannot tell the format from 'x.xlsx': fmduck export writes csv, md, json "
+                           "(-o FILE.csv, .md or .json, or --format)\n")
+    for name in ("x.markdown", "plain"):
+        done = run_cli("export", str(demo_db), "ff3", "-o", str(tmp_path / name), "-q")
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "x.markdown").read_text().startswith("| run\\_name |")
+    assert (tmp_path / "plain").read_text().startswith("run_name,run_id,term")  # no suffix: csv
 
 
 def test_csv_cells_a_spreadsheet_would_evaluate_are_shown_as_text(tmp_path):

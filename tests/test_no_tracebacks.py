@@ -122,3 +122,30 @@ def test_an_error_naming_a_hostile_name_is_one_line_without_terminal_escapes(db)
         assert len(res.err.strip().splitlines()) == 1, res.err
         assert "\x1b" not in res.err and "\x07" not in res.err, res.err
     assert "y\\x1b[31mRED\\nnext line\\x07" in cli("run", db, *SPEC, f"--chars={hostile}", "-q").err
+
+
+def test_a_mistyped_database_path_is_refused_and_creates_no_file(tmp_path):
+    """A DuckDB path that does not exist is an error before any connection (DuckDB would create an empty
+    file), for every command that reads an existing database; inputs that are files make a new one."""
+    typo = tmp_path / "nonexist.duckdb"
+    plain = f"fmduck: error: database file {typo} does not exist; check the path\n"
+    for argv, message in [
+        (["run", typo, "--returns", "crsp", "--chars", "size", "--name", "x"],
+         f"fmduck: error: database file {typo} does not exist (the input --returns crsp is a table in it); "
+         "check the path\n"),
+        (["run", typo, *SPEC], f"fmduck: error: database file {typo} does not exist (the inputs --returns "
+                               '"main"."panel", --factors "main"."factors" are tables in it); check the path\n'),
+        (["sql", typo, *SPEC], None), (["show", typo], plain), (["show", typo, "stored"], plain),
+        (["report", typo, "stored", "-o", tmp_path / "r.html"], plain), (["export", typo, "stored"], plain),
+        (["update", typo, "stored"], plain), (["delete", typo, "stored", "--yes"], plain),
+        (["compare", typo, "a", "b"], plain),
+    ]:
+        res = cli(*argv)
+        assert res.code == 2 and res.out == "", argv
+        assert res.err == (message or res.err) and res.err.startswith(f"fmduck: error: database file {typo} does "
+                                                                      "not exist"), res.err
+        assert list(tmp_path.iterdir()) == [], argv  # nothing created, not even a .wal
+    panel = tmp_path / "p.csv"
+    panel.write_text("asset,period,ret,size\nA,1,0.1,1\nA,2,0.2,2\nB,1,0.3,3\nB,2,0.1,1\nC,1,0.2,5\nC,2,0.3,1\n")
+    res = cli("run", tmp_path / "new.duckdb", "--returns", panel, "--chars", "size", "--name", "x", "-q")
+    assert res.code == 0 and (tmp_path / "new.duckdb").exists(), res.err  # file inputs: a new database

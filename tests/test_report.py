@@ -388,7 +388,7 @@ def test_cli_errors_are_clear(demo_db, tmp_path, capsys, args, message):
 
 def test_missing_database_and_unknown_format(tmp_path, demo_db, capsys):
     code, err = run_main(capsys, "report", str(tmp_path / "none.duckdb"), "ff3", "-o", str(tmp_path / "r.html"))
-    assert code == 2 and "database not found" in err
+    assert code == 2 and f"database file {tmp_path / 'none.duckdb'} does not exist; check the path" in err
     code, err = run_main(capsys, "report", str(demo_db), "ff3", "-o", str(tmp_path / "r.docx"))
     assert code == 2 and "give --format html|tex|txt" in err
 

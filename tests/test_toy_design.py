@@ -130,7 +130,8 @@ def test_toy_option_flag_and_checks(toy, db):
     np.testing.assert_array_equal(again["estimate"].to_numpy(), three)
     for args, message in ((["--toy-scale", "-1"], "--toy-scale must be positive, got -1.0"),
                           (["--chars", "r"], "design toy takes no factors or characteristics"),
-                          (["--toy-scale", "abc"], "--toy-scale wants a number, got 'abc'")):
+                          (["--toy-scale", "abc"],
+                           "argument --toy-scale: wants a number, got 'abc' (fmduck run --help lists the options)")):
         code, _, err = run_cli("run", path, *BASE, "--name", "bad", *args, "-q")
         assert code == 2 and err.strip().splitlines()[-1].endswith(message), err
 

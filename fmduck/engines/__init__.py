@@ -12,6 +12,7 @@ them, and a missing driver is a clear error naming the extra to install.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from fmduck.errors import FmduckError
@@ -27,6 +28,27 @@ def is_postgres_url(database: Any) -> bool:
     """``postgresql://...`` / ``postgres://...`` connection strings (also ``postgresql+psycopg://``) and
     libpq keyword/value strings (``host=db dbname=panel user=me``)."""
     return isinstance(database, str) and bool(_URL.match(database) or _CONNINFO.match(database))
+
+
+def require_database(database: Any, engine: str | None = None, inputs: dict[str, Any] | None = None) -> None:
+    """Refuse a DuckDB file that does not exist where an existing one is read (DuckDB would create an
+    empty one: a mistyped path). ``inputs`` ({flag: source}): refuse only when one of them is a table,
+    which would have to be in the file; inputs that are all CSV/Parquet files make a new database."""
+    if engine not in (None, "duckdb") or not isinstance(database, (str, Path)) or is_postgres_url(database):
+        return
+    text = str(database)
+    if text == ":memory:" or text.startswith("sc://") or Path(text).exists():
+        return
+    from fmduck.engine import looks_like_file
+
+    tables = {flag: source for flag, source in (inputs or {}).items()
+              if isinstance(source, str) and not looks_like_file(source)}
+    if inputs is not None and not tables:
+        return
+    named = ", ".join(f"{flag} {source}" for flag, source in tables.items())
+    where = f" (the input{'s' * (len(tables) > 1)} {named} {'are tables' if len(tables) > 1 else 'is a table'} in it)" \
+        if tables else ""
+    raise FmduckError(f"database file {text} does not exist{where}; check the path")
 
 
 def open_engine(database: Any, engine: str | None = None, *, read_only: bool = False, memory_limit: str | None = None,

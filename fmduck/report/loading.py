@@ -24,7 +24,7 @@ def open_results(database: Any) -> Any:
     if isinstance(database, (str, Path)) and not is_postgres_url(str(database)):
         path = Path(database)
         if not path.exists():
-            raise FmduckError(f"database not found: {path}")
+            raise FmduckError(f"database file {path} does not exist; check the path")
         if path.is_dir():
             raise FmduckError(f"{path} is a folder, not a DuckDB database file")
         database = str(path)
