@@ -37,7 +37,7 @@ def add(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
         shown = [f"r.{templates.ident(key.column)}"] if key.freq or key.text_format else []
         plan.add(f"{role}_keys", f"check: repeated ({', '.join(names)}) in {relation.label}",
                  validate.duplicate_count_source(plan.dialect, relation.sql, keys),
-                 then=_unique(run, relation, keys, shown, names))
+                 then=_unique(run, relation, keys, shown, names, key.freq))
         if profiled:
             plan.add(f"profile_{role}", f"profile of {relation.label}",
                      validate.profile_source(plan.dialect, relation, profiled, tuple(roles)), kind="create")
@@ -75,7 +75,7 @@ def alignment(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
     plan.add("calendar_match", "check: panel periods that meet a factor period", sql, then=then)
 
 
-def _unique(run: Any, relation: Any, keys: list[str], shown: list[str], names: list[str]) -> Any:
+def _unique(run: Any, relation: Any, keys: list[str], shown: list[str], names: list[str], freq: str | None) -> Any:
     def then(state: State, frame: pl.DataFrame) -> None:
         row = frame.row(0, named=True)
         if int(row["n_null"] or 0):
@@ -84,7 +84,7 @@ def _unique(run: Any, relation: Any, keys: list[str], shown: list[str], names: l
             dup = run.query("check: name the repeated keys",
                             templates.transpile(validate.duplicates_source(run.dialect, relation.sql, keys, shown),
                                                 run.dialect), {"limit": 5})
-            raise validate.duplicates_error(relation.label, names, dup)
+            raise validate.duplicates_error(relation.label, names, dup, freq)
     return then
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fmduck import templates
+from fmduck import escape, templates
 from fmduck.engine import Relation
 from fmduck.errors import InputError
 
@@ -114,15 +114,37 @@ def null_keys_error(label: str, n_null: int, keys: list[str]) -> InputError:
     return InputError(f"{label}: {n_null} row(s) with NULL in key column(s) {', '.join(keys)}")
 
 
-def duplicates_error(label: str, names: list[str], frame: Any) -> InputError:
-    """The repeated keys of ``frame`` (columns k<i>, n_rows, and shown source values) as one message."""
-    examples = []
+def duplicates_error(label: str, names: list[str], frame: Any, freq: str | None = None) -> InputError:
+    """The repeated keys of ``frame`` (columns k<i>, n_rows, and when the period (the last key) is mapped
+    or parsed: shown, the source values that met in it, and n_shown, how many distinct) as one message;
+    ``freq``: the period is a date mapped by ``--freq``. Values print as text (:func:`fmduck.escape.text`)."""
+    examples, met = [], False
     for row in frame.iter_rows(named=True):
-        parts = [f"{name}={row[f'k{i}']!r}" for i, name in enumerate(names)]
-        shown = row.get("shown")
-        examples.append(", ".join(parts) + f" ({row['n_rows']} rows" + (f": {shown}" if shown else "") + ")")
-    return InputError(f"{label}: duplicate ({', '.join(names)}) rows, e.g. {'; '.join(examples)}; "
-                      "each key must appear once")
+        values = [_text(row[f"k{i}"]) for i in range(len(names))]
+        n, shown = row["n_rows"], row.get("shown")
+        if shown is not None and int(row.get("n_shown") or 0) > 1:  # distinct source periods met in one period
+            met = True
+            ids = ", ".join(f"{name}={v}" for name, v in zip(names[:-1], values[:-1]))
+            where = (f"in the {freq} of {values[-1]} after --freq {freq} (source dates {_dates(shown)})" if freq
+                     else f"in the period {values[-1]} (source values {_text(shown)})")
+            examples.append(f"{ids + ': ' if ids else ''}{n} rows {where}")
+        else:  # the same source value repeated: show it as written
+            values[-1] = _text(shown.split(", ")[0]) if shown is not None and freq else values[-1]
+            examples.append(", ".join(f"{name}={v}" for name, v in zip(names, values)) + f" ({n} rows)")
+    rule = f"each ({', '.join(names)}) must appear once per {freq or 'period'}" if met else "each key must appear once"
+    return InputError(f"{label}: duplicate ({', '.join(names)}) rows, e.g. {'; '.join(examples)}; {rule}")
+
+
+def _text(value: Any) -> str:
+    """A key value as text (a date as 2004-03-31, not a Python repr)."""
+    return escape.text("NULL" if value is None else str(value))
+
+
+def _dates(shown: str, most: int = 5) -> str:
+    """The distinct source dates of a mapped period (ISO text, in order), at most ``most`` of them."""
+    dates = list(dict.fromkeys(shown.split(", ")))
+    more = f", ... ({len(dates)} dates)" if len(dates) > most else ""
+    return escape.text(", ".join(dates[:most]) + more)
 
 
 def require_unique(engine: Any, relation: Relation, keys: list[str], limit: int = 5) -> None:
