@@ -45,11 +45,11 @@ def add(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
                      f"SELECT * FROM {plan.name('profile_' + role)}",
                      then=_profile(relation, profiled, role, roles))
     plan.check("units", "units of returns, factors and risk-free rate (fmduck/units.py)",
-               then=lambda state, _: _units(state, spec))
+               then=lambda state, _: _units(state, spec, plan.dialect))
 
 
-def _units(state: State, spec: Any) -> None:
-    message = units.scale_warning(state.get("scales", []), spec.freq)
+def _units(state: State, spec: Any, dialect: str) -> None:
+    message = units.scale_warning(state.get("scales", []), spec.freq, dialect)
     if message is None:
         return
     if spec.strict:
@@ -99,5 +99,5 @@ def _profile(relation: Any, columns: list[str], role: str, roles: dict[str, str]
             median = row.get(f"c{i}_median_abs")
             scales.append(units.ColumnScale(column, kind, int(row[f"c{i}_count"] or 0),
                                             None if median is None else float(median),
-                                            int(row.get(f"c{i}_above_one") or 0)))
+                                            int(row.get(f"c{i}_above_one") or 0), relation.sql))
     return then

@@ -111,8 +111,19 @@ def test_duplicate_factor_periods(con, tables):
 
 
 def test_non_numeric_return(con, tables):
-    tables(p=tables.panel.with_columns(pl.col("ret").cast(pl.Utf8)))
-    _raises(con, InputError, ["table panel", "must be numeric", "'ret'", "VARCHAR"])
+    """The message's view casts the columns, runs as printed, and the run on it gives the numeric run's λ."""
+    tables(p=tables.panel.with_columns(pl.col("ret", "size").cast(pl.Utf8)).rename({"size": "log size"}))
+    message = _raises(con, InputError, ["table panel", "must be numeric", "'ret' is VARCHAR; 'log size' is VARCHAR"],
+                      chars=["log size"])
+    view = message.split("(cast them in a view: ", 1)[1][:-1]
+    assert view == ('CREATE VIEW v AS SELECT * REPLACE (CAST("ret" AS DOUBLE) AS "ret", CAST("log size" AS DOUBLE) '
+                    'AS "log size") FROM "panel"')
+    con.execute(view)
+    cast = _run(con, name="cast", returns="v", chars=["log size"])
+    tables()
+    numeric = _run(con, name="numeric", chars=["size"])
+    oracles.assert_close(cast.lambdas.select(cast.terms).to_numpy(), numeric.lambdas.select(numeric.terms).to_numpy(),
+                         label="the suggested cast view", rtol=1e-12)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
