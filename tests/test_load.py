@@ -164,7 +164,7 @@ def test_percent_scales_only_the_named_columns(tmp_path):
 
 @pytest.mark.parametrize("options, error, says", [
     ({"unit": "percent"}, SpecError, "--unit percent on a long file needs --percent-cols naming the columns in "
-                                     "percent (e.g. --percent-cols permno,ret,bm,me); identifiers and characteristics "
+                                     "percent (e.g. --percent-cols ret); identifiers and characteristics "
                                      "are never scaled"),
     ({"unit": "percent", "percent_cols": ["retx"]}, InputError, "--percent-cols retx not in the file"),
     ({"unit": "percent", "percent_cols": ["date"]}, InputError,
@@ -341,6 +341,22 @@ def test_cli_load(tmp_path):
     out = fmduck("load", db, amb, "--table", "a", "--period-name", "date")
     assert out.returncode == 0 and "fmduck: note: " in out.stderr
     assert "'listed'" in out.stderr and "kept as text" in out.stderr
+
+
+@pytest.mark.parametrize(("header", "example"), [
+    ("permno,date,ret,retx,size,bm", "--percent-cols ret,retx"),
+    ("permno,date,size,DLRET,vwretd,log_me", "--percent-cols DLRET,vwretd"),
+    ("permno,date,me,bm", "--percent-cols ret"),  # nothing named like a return: a placeholder
+])
+def test_unit_on_a_long_file_suggests_the_return_columns_only(tmp_path, header, example):
+    """The example of --percent-cols names the columns that look like returns, never the identifiers,
+    the period or the characteristics."""
+    row = ",".join(["10001", "2001-01-31"] + ["1.5"] * (header.count(",") - 1))
+    path = write(tmp_path, "p.csv", f"{header}\n{row}\n")
+    with pytest.raises(SpecError) as info:
+        read_prepared(path, period="date", unit="percent")
+    assert str(info.value) == (f"--unit percent on a long file needs --percent-cols naming the columns in percent "
+                               f"(e.g. {example}); identifiers and characteristics are never scaled")
 
 
 def test_ken_french_layout_without_unit_says_it_kept_percent(tmp_path):
