@@ -44,8 +44,9 @@ def add(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
             plan.add(f"profile_{role}_read", f"check: {relation.label} values",
                      f"SELECT * FROM {plan.name('profile_' + role)}",
                      then=_profile(relation, profiled, role, roles))
+    dialect = plan.dialect  # a step's callback must not hold its plan: the cycle would keep the engine open
     plan.check("units", "units of returns, factors and risk-free rate (fmduck/units.py)",
-               then=lambda state, _: _units(state, spec, plan.dialect))
+               then=lambda state, _: _units(state, spec, dialect))
 
 
 def _units(state: State, spec: Any, dialect: str) -> None:
