@@ -22,10 +22,20 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from sqlglot import exp
+
 from fmduck import templates
 from fmduck.engine import Engine, Relation
 from fmduck.errors import InputError
-from fmduck.periods import FREQS, classify_text_periods, period_end, text_format, yyyymm_format
+from fmduck.periods import (
+    FREQS,
+    classify_text_periods,
+    format_option,
+    parse_text_period,
+    period_end,
+    text_format,
+    yyyymm_format,
+)
 
 MAX_PANEL_DUPLICATES = 0.01
 MIN_GAIN = 0.10
@@ -223,19 +233,26 @@ def _to_date_fix(label: str, column: str, type_name: str, examples: list[object]
                 else f"CAST(strptime(CAST({col} AS VARCHAR), '%Y%m%d') AS DATE)")
         what = "the first day of each month" if fmt == "yyyymm" else "dates"
     elif kind == "text":
-        result = classify_text_periods([str(v) for v in examples if v is not None], column, f"{label}.{column}")
+        result = classify_text_periods([str(v) for v in examples if v is not None], column, f"{label}.{column}",
+                                       format_option(label, column))
         if not result.accepted:
             return result.message.split(": ", 1)[1]
         fmt, f = result.format, text_format(result.format)
         view = (f"CAST(strptime({col}, '{f.strptime.replace('/', _separator(examples))}') AS DATE)" if f.strptime
-                else f"<the first day of the {f.unit} {fmt} names>")
+                else templates.sql(parse_text_period(exp.column(exp.to_identifier(column, quoted=True)), f)))
         what = "dates" if f.unit == "day" else f"the first day of each {f.unit}"
     else:
         return None
-    path = label.split(" file ", 1)[1] if " file " in label else None
-    how = (f"load {path} with fmduck load DB {shlex.quote(path)} --table NAME --period-format {shlex.quote(fmt)}"
-           if path else f"read {label}.{column} in a view")
-    return f"{how} ({what}: CREATE VIEW v AS SELECT * REPLACE ({view} AS {col}) FROM ...)"
+    role, _, path = label.partition(" file ")
+    if not path:
+        return f"read {label}.{column} in a view ({what}: CREATE VIEW v AS SELECT * REPLACE ({view} AS {col}) FROM ...)"
+    # a blank first header (read as column0) is loaded as the column `period`; another column is named
+    loaded = "period" if column == "column0" else column
+    named = "" if column == "column0" else f" --period-name {shlex.quote(column)}"
+    option = "--factor-period" if role == "factors" else "--period"
+    return (f"load {path} with fmduck load DB {shlex.quote(path)} --table NAME{named} --period-format "
+            f"{shlex.quote(fmt)} ({what}: CREATE VIEW v AS SELECT * REPLACE ({view} AS {col}) FROM ...) and run with "
+            f"--{role} NAME {option} {shlex.quote(loaded)}")
 
 
 def _separator(examples: list[object]) -> str:

@@ -38,19 +38,20 @@ def add(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
         shown = [f"r.{templates.ident(key.column)}"] if key.freq or key.text_format else []
         plan.add(f"{role}_keys", f"check: repeated ({', '.join(names)}) in {relation.label}",
                  validate.duplicate_count_source(plan.dialect, relation.sql, keys),
-                 then=_unique(run, relation, keys, shown, names))
+                 then=_unique(run, relation, keys, shown, names, key.freq))
         if profiled:
             plan.add(f"profile_{role}", f"profile of {relation.label}",
                      validate.profile_source(plan.dialect, relation, profiled, tuple(roles)), kind="create")
             plan.add(f"profile_{role}_read", f"check: {relation.label} values",
                      f"SELECT * FROM {plan.name('profile_' + role)}",
                      then=_profile(relation, profiled, role, roles))
+    dialect = plan.dialect  # a step's callback must not hold its plan: the cycle would keep the engine open
     plan.check("units", "units of returns, factors and risk-free rate (fmduck/units.py)",
-               then=lambda state, _: _units(state, spec))
+               then=lambda state, _: _units(state, spec, dialect))
 
 
-def _units(state: State, spec: Any) -> None:
-    message = units.scale_warning(state.get("scales", []), spec.freq)
+def _units(state: State, spec: Any, dialect: str) -> None:
+    message = units.scale_warning(state.get("scales", []), spec.freq, dialect)
     if message is None:
         return
     if spec.strict:
@@ -76,7 +77,7 @@ def alignment(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
     plan.add("calendar_match", "check: panel periods that meet a factor period", sql, then=then)
 
 
-def _unique(run: Any, relation: Any, keys: list[str], shown: list[str], names: list[str]) -> Any:
+def _unique(run: Any, relation: Any, keys: list[str], shown: list[str], names: list[str], freq: str | None) -> Any:
     def then(state: State, frame: pl.DataFrame) -> None:
         row = frame.row(0, named=True)
         if int(row["n_null"] or 0):
@@ -85,7 +86,7 @@ def _unique(run: Any, relation: Any, keys: list[str], shown: list[str], names: l
             dup = run.query("check: name the repeated keys",
                             templates.transpile(validate.duplicates_source(run.dialect, relation.sql, keys, shown),
                                                 run.dialect), {"limit": 5})
-            raise validate.duplicates_error(relation.label, names, dup)
+            raise validate.duplicates_error(relation.label, names, dup, freq)
     return then
 
 
@@ -100,5 +101,5 @@ def _profile(relation: Any, columns: list[str], role: str, roles: dict[str, str]
             median = row.get(f"c{i}_median_abs")
             scales.append(units.ColumnScale(column, kind, int(row[f"c{i}_count"] or 0),
                                             None if median is None else float(median),
-                                            int(row.get(f"c{i}_above_one") or 0)))
+                                            int(row.get(f"c{i}_above_one") or 0), relation.sql))
     return then

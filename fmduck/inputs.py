@@ -94,7 +94,7 @@ def catalog(spec, engine, *, returns: Relation | None = None) -> Catalog:
         else:
             where = f"{returns.label}" + (f" or {factors.label}" if factors else "")
             raise InputError(f"risk-free column --rf {spec.rf!r} is in neither {where}")
-    validate.require_columns(returns, needed, numeric + list(spec.chars))
+    validate.require_columns(returns, needed, numeric + list(spec.chars), engine.dialect)
     returns_profiled = numeric + list(spec.chars)
     factors_profiled: list[str] = []
     factor_key = None
@@ -103,8 +103,8 @@ def catalog(spec, engine, *, returns: Relation | None = None) -> Catalog:
         factors_profiled = list(spec.factor_cols) + ([spec.rf] if rf_in_factors else [])
         if rf_in_factors:
             fneeded["--rf"] = spec.rf
-        validate.require_columns(factors, fneeded, factors_profiled)
-        validate.require_same_period_type(returns, spec.period, factors, fperiod)
+        validate.require_columns(factors, fneeded, factors_profiled, engine.dialect)
+        validate.require_same_period_type(engine, returns, spec.period, factors, fperiod)
         factor_key = period_key(engine, factors, fperiod, spec.freq)
     panel_key = period_key(engine, returns, spec.period, spec.freq)
     return Catalog(returns, factors, rf_in_factors, panel_key, factor_key, returns_profiled, factors_profiled)
@@ -121,7 +121,8 @@ def period_key(engine, relation: Relation, column: str, freq: str | None) -> Per
         sample = engine.query(templates.render("checks/period_sample", engine.dialect, relation=relation.sql,
                                                period=templates.ident(column)), {"limit": TEXT_PERIODS})
         found = periods.classify_text_periods([str(v) for v in sample["period"].to_list()], column,
-                                              f"{relation.label}.{column}")
+                                              f"{relation.label}.{column}",
+                                              periods.format_option(relation.label, column))
         if found.kind == "parse":
             text_format = found.format
         elif found.kind != "ordered":

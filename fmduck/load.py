@@ -38,6 +38,8 @@ a long file with a unit and no ``--percent-cols`` is refused.
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +57,8 @@ PERIOD_FORMATS = ("auto", "yyyymm", "yyyymmdd", "none", *TEXT_FORMATS)
 UNITS = {"decimal": 1.0, "percent": 100.0, "bp": 10_000.0}
 MISSING = ("", "NA")
 KEN_FRENCH_MISSING = ("-99.99", "-999")
+# a column whose name says it is a return (ret, retx, dlret, vwretd, ret_1m, return, excess_return, ...)
+RETURN_NAME = re.compile(r"(.*[^a-z])?(dl|ex|vw|ew|x)?(ret[xd]?|rtn|returns?)([^a-z].*)?")
 
 
 def read_file(path: str | Path, *, missing: tuple[str, ...] = MISSING, text: tuple[str, ...] = (),
@@ -263,9 +267,10 @@ def _unit_columns(frame: pl.DataFrame, wide: bool, value: str, period: str, unit
     if not percent_cols and ken_french:
         return numeric
     if not percent_cols:
+        returns = [c for c in numeric if RETURN_NAME.fullmatch(c.lower())]
         raise SpecError(f"--unit {unit} on a long file needs --percent-cols naming the columns in {unit} "
-                        f"(e.g. --percent-cols {','.join(numeric[:5]) or 'ret'}); identifiers and characteristics "
-                        "are never scaled")
+                        f"(e.g. --percent-cols {shlex.quote(','.join(returns) or 'ret')}); identifiers and "
+                        "characteristics are never scaled")
     missing = [c for c in percent_cols if c not in frame.columns]
     if missing:
         raise InputError(f"{source}: --percent-cols {', '.join(missing)} not in the file; "

@@ -211,7 +211,7 @@ def _grs_and_pricing(run: Any, spec: Any, setup: Any, state: Any) -> list[dict[s
                 _skip("pricing_chi2", None, "characteristics vary over time; the test needs constant betas"
                       if spec.chars else unbalanced_note(nobs, test="the pricing-error test"))]
     src = setup.src.with_(betas="full", betas_table=setup.first_pass)
-    pidx = _resid_query(run, src, resid, {}, True, "first-pass residual periods (GRS)")["pidx"].to_numpy()
+    pidx = _resid_query(run, src, resid, setup.params, True, "first-pass residual periods (GRS)")["pidx"].to_numpy()
     t_ts = len(pidx)
     # balanced: every asset has a first-pass observation in each of the T periods (checked before any N x N work)
     balanced = bool(big_n) and bool(np.all(nobs == t_ts))
@@ -219,7 +219,7 @@ def _grs_and_pricing(run: Any, spec: Any, setup: Any, state: Any) -> list[dict[s
     want_grs = balanced and big_n < t_ts - k and not too_big
     want_pricing = balanced and not spec.chars and 0 < big_n - p < t_ts and not too_big
     if want_grs or want_pricing:
-        assets, n, sij, _ = _cross(run, "first-pass residual cross-moments (GRS)", src, resid, {})
+        assets, n, sij, _ = _cross(run, "first-pass residual cross-moments (GRS)", src, resid, setup.params)
         balanced = balanced and _balanced(n, t_ts)
     rows: list[dict[str, Any]] = []
     size_note = f"N = {big_n} test assets: the N x N cross-moments over T = {t_ts} periods are too large"
@@ -274,7 +274,7 @@ def _pricing_chi2(run: Any, spec: Any, setup: Any, state: Any, assets: list[str]
     resid = pricing.residual(spec, setup.pass2.regressors, setup.variables.y)
     src = setup.pass2.src.with_(lambdas_table=setup.pass2.table)
     names, n, sij, si = _cross(run, "pass-2 residual cross-moments (pricing-error chi2)", src, resid,
-                               pass2.params(spec))
+                               {**setup.params, **pass2.params(spec)})
     rows: list[dict[str, Any]] = []
     if names != assets or not _balanced(n, t):
         rows.append(_skip("pricing_chi2", "fm", "pass-2 residuals are not balanced over the estimated periods"))

@@ -44,7 +44,7 @@ def apply(spec: Any, cat: Any, src: RowSource, variables: list[Variable], dialec
         numeric.append(spec.weights)
     if spec.absorb:
         needed["--absorb"] = spec.absorb
-    validate.require_columns(cat.returns, needed, numeric)
+    validate.require_columns(cat.returns, needed, numeric, dialect)
     check = templates.source("pass2_check", dialect, returns=cat.returns.sql, period=cat.panel_key.sql("r"),
                              ret=templates.ident(spec.ret),
                              weight=templates.ident(spec.weights) if spec.weights else None,

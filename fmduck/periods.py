@@ -296,12 +296,13 @@ class TextPeriods:
 
 
 def classify_text_periods(samples: list[str | None], column: str = "period", label: str | None = None,
-                          option: str = "--period-format") -> TextPeriods:
+                          option: str | None = "--period-format") -> TextPeriods:
     """Classify the distinct values of a text period column (pass all of them: the calendar).
 
     ``column`` is the column's name (in the view of a fix), ``label`` how messages name it (default
     ``column 'period'``; e.g. ``table crsp.date``); ``option`` is the option that names a format in
-    the fix (``fmduck load`` takes ``--period-format``)."""
+    the fix (``fmduck load`` takes ``--period-format``; :func:`format_option` for a run's input; None:
+    no option can, a view converts the column)."""
     name = column
     column = label or f"column {column!r}"
     values = sorted({v for v in samples if v is not None and v.strip()})
@@ -312,11 +313,13 @@ def classify_text_periods(samples: list[str | None], column: str = "period", lab
     fits = [f for f in FORMATS if all(_reads(v, f) for v in values)]
     if len(fits) > 1:
         names = tuple(f.name for f in fits)
-        how = " or ".join(f"{option} {shlex.quote(n)}" for n in names)
+        views = " or ".join(f"{_view(name, f, values[0])} ({f.name})" for f in fits)
+        how = f"{' or '.join(f'{option} {shlex.quote(n)}' for n in names)}, or convert them in a view: " if option \
+            else "convert them in a view: "
         return TextPeriods(
             "ambiguous", None,
             f"{column}: text periods like {shown} read as {' and as '.join(names)} (no day above 12); "
-            f"say which: {how}, or convert them in a view, e.g. {_view(name, fits[0], values[0])}", examples, names)
+            f"say which: {how}{views}", examples, names)
     if fits:
         f = fits[0]
         if f.ordered and len({_shape(v) for v in values}) == 1:
@@ -355,9 +358,19 @@ def _view(col: str, f: TextFormat, example: str) -> str:
     return f"CREATE VIEW v AS SELECT * REPLACE (CAST(strptime({col}, '{pattern}') AS DATE) AS {col}) FROM t"
 
 
-def _unknown_message(values: list[str], name: str, column: str, shown: str, option: str) -> str:
-    fix = (f"convert them to DATE ({option} FORMAT with FORMAT one of {', '.join(TEXT_FORMATS)}; or a view "
-           "with strptime) or to integers")
+def format_option(label: str, column: str) -> str | None:
+    """The option that reads the text periods of ``column`` of the input ``label`` in a named format:
+    ``fmduck load … --period-format`` for a file (``returns file PATH``); None for a table (a view does)."""
+    _, is_file, path = label.partition(" file ")
+    if not is_file:
+        return None
+    named = "" if column == "period" else f" --period-name {shlex.quote(column)}"
+    return f"fmduck load DB {shlex.quote(path)} --table NAME{named} --period-format"
+
+
+def _unknown_message(values: list[str], name: str, column: str, shown: str, option: str | None) -> str:
+    formats = f"{option} FORMAT with FORMAT one of {', '.join(TEXT_FORMATS)}; " if option else ""
+    fix = f"convert them to DATE ({formats}or a view with strptime) or to integers"
     if all(v.strip().isdigit() for v in values):
         return (f"{column}: text periods like {shown} are digits that do not sort as numbers as text "
                 f"('10' < '9'); cast them to integers (CAST({templates.ident(name)} AS INTEGER) in a view)")

@@ -57,17 +57,20 @@ class Step:
 
 
 class Plan:
-    """The ordered steps of a run on one dialect, with the scratch names they use."""
+    """The ordered steps of a run on one dialect, with the scratch names they use. ``params``: the values
+    of the run's row source (the prepared panel's winsorizing levels, an update's row bounds), which every
+    step added after they are set binds beside its own: any step may read the rows."""
 
-    def __init__(self, dialect: str, names: Callable[[str], str]) -> None:
+    def __init__(self, dialect: str, names: Callable[[str], str], params: dict[str, Any] | None = None) -> None:
         self.dialect = dialect
         self.name = names  # key -> quoted scratch table name
         self.steps: list[Step] = []
+        self.params: dict[str, Any] = dict(params or {})
 
     def add(self, key: str, label: str, source: str, *, kind: str = "query", params: dict[str, Any] | None = None,
             then: Callable[[State, Any], None] | None = None, when: Callable[[State], bool] | None = None,
             note: str = "") -> Step:
-        step = Step(key, label, str(source), kind, dict(params or {}), then, when, note)
+        step = Step(key, label, str(source), kind, {**self.params, **(params or {})}, then, when, note)
         self.steps.append(step)
         return step
 

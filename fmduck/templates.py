@@ -225,6 +225,21 @@ def literal(value: str | int | float) -> str:
     return value_expression(value).sql("duckdb")
 
 
+def replacing_view(dialect: str, columns: dict[str, exp.Expression], relation: str = "...", name: str = "v") -> str:
+    """For a message: a view of ``relation`` with each of ``columns`` replaced by its expression, to run as
+    printed — DuckDB: ``CREATE VIEW v AS SELECT * REPLACE (… AS "col") FROM relation``; a dialect without
+    ``* REPLACE``: the select items to write in place of those columns. Names quoted by sqlglot."""
+    items = ", ".join(exp.alias_(e, exp.to_identifier(c, quoted=True)).sql(dialect) for c, e in columns.items())
+    if dialect != "duckdb":
+        return f"a view that selects {items} in place of {'that column' if len(columns) == 1 else 'those columns'}"
+    return f"CREATE VIEW {name} AS SELECT * REPLACE ({items}) FROM {relation}"
+
+
+def quoted_column(name: str) -> exp.Column:
+    """The column ``name`` (no table alias), quoted."""
+    return exp.column(exp.to_identifier(name, quoted=True))
+
+
 def sql(expression: exp.Expression) -> str:
     """DuckDB text of a sqlglot expression, for use inside a template."""
     return expression.sql("duckdb")

@@ -21,7 +21,10 @@ percent. A risk-free rate of exactly zero (2009-2015) says nothing and is skippe
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
+
+from sqlglot import exp
 
 from fmduck import templates
 from fmduck.engine import Engine, Relation
@@ -43,6 +46,7 @@ class ColumnScale:
     n: int
     median_abs: float | None
     above_one: int
+    relation: str = ""  # the SQL of the table or file the column is in (for the view the warning suggests)
 
     @property
     def share_above_one(self) -> float:
@@ -55,15 +59,16 @@ def scale_stats_sql(dialect: str, relation: Relation, columns: list[str]) -> str
     return templates.render("checks/scale_stats", dialect, relation=relation.sql, columns=spec)
 
 
-def read_scale_stats(row: dict, roles: dict[str, str]) -> list[ColumnScale]:
-    """``roles`` maps each column (in the order given to :func:`scale_stats_sql`) to its role."""
+def read_scale_stats(row: dict, roles: dict[str, str], relation: str = "") -> list[ColumnScale]:
+    """``roles`` maps each column (in the order given to :func:`scale_stats_sql`) to its role; ``relation``:
+    the SQL of the relation they are in."""
     out = []
     for i, (column, role) in enumerate(roles.items()):
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
         median = row[f"c{i}_median_abs"]
         out.append(ColumnScale(column, role, int(row[f"c{i}_n"] or 0), None if median is None else float(median),
-                               int(row[f"c{i}_above_one"] or 0)))
+                               int(row[f"c{i}_above_one"] or 0), relation))
     return out
 
 
@@ -72,12 +77,13 @@ def scale_stats(engine: Engine, relation: Relation, roles: dict[str, str]) -> li
     if not roles:
         return []
     row = engine.query(scale_stats_sql(engine.dialect, relation, list(roles))).row(0, named=True)
-    return read_scale_stats(row, roles)
+    return read_scale_stats(row, roles, relation.sql)
 
 
-def scale_warning(stats: list[ColumnScale], freq: str | None = None) -> str | None:
+def scale_warning(stats: list[ColumnScale], freq: str | None = None, dialect: str = "duckdb") -> str | None:
     """A one-line warning naming the columns that look like another unit, their typical sizes and the
-    fix; None when returns, factors and rf look alike. ``freq``: the data's frequency, if known."""
+    fix (in ``dialect``'s SQL); None when returns, factors and rf look alike. ``freq``: the data's
+    frequency, if known."""
     sized = [s for s in stats if s.median_abs]
     returns = [s for s in sized if s.role == "return"]
     if not returns:
@@ -113,7 +119,19 @@ def scale_warning(stats: list[ColumnScale], freq: str | None = None) -> str | No
     return (f"returns, factors and risk-free rate look like different units: typical |x| (median): {sizes}; "
             f"returns |x| > 1 on {100 * share:.0f} % of rows; {'; '.join(reasons)}. If {', '.join(cols)} "
             f"{'is' if len(cols) == 1 else 'are'} in percent, divide by 100: fmduck load FILE --table T --unit "
-            f"percent --percent-cols {','.join(cols)}, or a view with {cols[0]} / 100 AS {cols[0]}")
+            f"percent --percent-cols {shlex.quote(','.join(cols))}, or {_views(sized, cols, dialect)}")
+
+
+def _views(stats: list[ColumnScale], cols: list[str], dialect: str) -> str:
+    """Views that divide ``cols`` by 100, one per table they are in (DuckDB: runnable as printed)."""
+    tables: dict[str, dict[str, exp.Expression]] = {}
+    for s in stats:
+        if s.column in cols:
+            tables.setdefault(s.relation, {})[s.column] = exp.Div(this=templates.quoted_column(s.column),
+                                                                   expression=exp.Literal.number(100))
+    views = [templates.replacing_view(dialect, columns, relation or "...", "v" if len(tables) == 1 else f"v{i + 1}")
+             for i, (relation, columns) in enumerate(tables.items())]
+    return ("in a view: " if dialect == "duckdb" else "") + "; ".join(views)
 
 
 def _percent_like(returns: list[ColumnScale], freq: str | None) -> bool:

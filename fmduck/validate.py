@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fmduck import templates
+from sqlglot import exp
+
+from fmduck import escape, templates
 from fmduck.engine import Relation
 from fmduck.errors import InputError
 
@@ -25,18 +27,19 @@ class ColumnProfile:
     mean: float | None
 
 
-def require_columns(relation: Relation, columns: dict[str, str], numeric: list[str]) -> None:
-    """``columns`` maps a role (``--ret``) to a column name; every one must exist, ``numeric`` ones numeric."""
+def require_columns(relation: Relation, columns: dict[str, str], numeric: list[str], dialect: str = "duckdb") -> None:
+    """``columns`` maps a role (``--ret``) to a column name; every one must exist, ``numeric`` ones numeric
+    (else the message gives a view in ``dialect`` that casts them)."""
     missing = [f"{role} {name!r}" for role, name in columns.items() if name not in relation.columns]
     if missing:
         available = ", ".join(repr(c) for c in relation.columns) or "(none)"
         raise InputError(f"{relation.label}: missing column(s) {', '.join(missing)}; it has: {available}")
-    wrong = [f"{name!r} is {relation.columns[name]}" for name in numeric if not relation.is_numeric(name)]
-    if wrong:
-        raise InputError(
-            f"{relation.label}: column(s) must be numeric: {'; '.join(wrong)} "
-            "(cast them, e.g. CREATE VIEW ... AS SELECT CAST(col AS DOUBLE) ...)"
-        )
+    names = [name for name in dict.fromkeys(numeric) if not relation.is_numeric(name)]
+    if names:
+        wrong = [f"{name!r} is {relation.columns[name]}" for name in names]
+        casts = {name: exp.cast(templates.quoted_column(name), "DOUBLE") for name in names}
+        raise InputError(f"{relation.label}: column(s) must be numeric: {'; '.join(wrong)} "
+                         f"(cast them in a view: {templates.replacing_view(dialect, casts, relation.sql)})")
 
 
 def period_family(type_name: str) -> str:
@@ -53,16 +56,25 @@ def period_family(type_name: str) -> str:
     return "other"
 
 
-def require_same_period_type(a: Relation, a_col: str, b: Relation, b_col: str) -> None:
+def require_same_period_type(engine: Any, a: Relation, a_col: str, b: Relation, b_col: str) -> None:
+    """Period columns of the same kind (dates and timestamps meet); else refuse with a few values of each
+    side and a conversion that works for them (:func:`fmduck.alignment.period_type_mismatch`)."""
+    from fmduck.alignment import period_type_mismatch
+
     fa, fb = period_family(a.columns[a_col]), period_family(b.columns[b_col])
     dated = {"date", "timestamp"}
     if fa == fb or (fa in dated and fb in dated):
         return
-    raise InputError(
-        f"period columns do not match: {a.label}.{a_col} is {a.columns[a_col]} but {b.label}.{b_col} is "
-        f"{b.columns[b_col]}; give both the same type, e.g. load YYYYMM files with `fmduck load` (dates), "
-        "or CREATE VIEW ... AS SELECT CAST(period AS DATE) ... (dates on both sides then meet with --freq)"
-    )
+    sides = []
+    for relation, column in ((a, a_col), (b, b_col)):
+        sql = templates.render("checks/period_sample", engine.dialect, relation=relation.sql,
+                               period=templates.ident(column))
+        values = sorted(engine.query(sql, {"limit": PERIOD_EXAMPLES})["period"].to_list())
+        sides += [relation.label, column, relation.columns[column], values]
+    raise InputError(period_type_mismatch(*sides))
+
+
+PERIOD_EXAMPLES = 1000  # distinct period values read to show and classify a side of a type mismatch
 
 
 # ====================================================================== profile
@@ -114,15 +126,37 @@ def null_keys_error(label: str, n_null: int, keys: list[str]) -> InputError:
     return InputError(f"{label}: {n_null} row(s) with NULL in key column(s) {', '.join(keys)}")
 
 
-def duplicates_error(label: str, names: list[str], frame: Any) -> InputError:
-    """The repeated keys of ``frame`` (columns k<i>, n_rows, and shown source values) as one message."""
-    examples = []
+def duplicates_error(label: str, names: list[str], frame: Any, freq: str | None = None) -> InputError:
+    """The repeated keys of ``frame`` (columns k<i>, n_rows, and when the period (the last key) is mapped
+    or parsed: shown, the source values that met in it, and n_shown, how many distinct) as one message;
+    ``freq``: the period is a date mapped by ``--freq``. Values print as text (:func:`fmduck.escape.text`)."""
+    examples, met = [], False
     for row in frame.iter_rows(named=True):
-        parts = [f"{name}={row[f'k{i}']!r}" for i, name in enumerate(names)]
-        shown = row.get("shown")
-        examples.append(", ".join(parts) + f" ({row['n_rows']} rows" + (f": {shown}" if shown else "") + ")")
-    return InputError(f"{label}: duplicate ({', '.join(names)}) rows, e.g. {'; '.join(examples)}; "
-                      "each key must appear once")
+        values = [_text(row[f"k{i}"]) for i in range(len(names))]
+        n, shown = row["n_rows"], row.get("shown")
+        if shown is not None and int(row.get("n_shown") or 0) > 1:  # distinct source periods met in one period
+            met = True
+            ids = ", ".join(f"{name}={v}" for name, v in zip(names[:-1], values[:-1]))
+            where = (f"in the {freq} of {values[-1]} after --freq {freq} (source dates {_dates(shown)})" if freq
+                     else f"in the period {values[-1]} (source values {_text(shown)})")
+            examples.append(f"{ids + ': ' if ids else ''}{n} rows {where}")
+        else:  # the same source value repeated: show it as written
+            values[-1] = _text(shown.split(", ")[0]) if shown is not None and freq else values[-1]
+            examples.append(", ".join(f"{name}={v}" for name, v in zip(names, values)) + f" ({n} rows)")
+    rule = f"each ({', '.join(names)}) must appear once per {freq or 'period'}" if met else "each key must appear once"
+    return InputError(f"{label}: duplicate ({', '.join(names)}) rows, e.g. {'; '.join(examples)}; {rule}")
+
+
+def _text(value: Any) -> str:
+    """A key value as text (a date as 2004-03-31, not a Python repr)."""
+    return escape.text("NULL" if value is None else str(value))
+
+
+def _dates(shown: str, most: int = 5) -> str:
+    """The distinct source dates of a mapped period (ISO text, in order), at most ``most`` of them."""
+    dates = list(dict.fromkeys(shown.split(", ")))
+    more = f", ... ({len(dates)} dates)" if len(dates) > most else ""
+    return escape.text(", ".join(dates[:most]) + more)
 
 
 def require_unique(engine: Any, relation: Relation, keys: list[str], limit: int = 5) -> None:

@@ -220,6 +220,22 @@ def pass2(panel, factors, *, betas: dict | None = None, factor_cols: Sequence[st
     return out
 
 
+def winsorize(panel: pl.DataFrame, chars: Sequence[str], level: float, period: str = "period") -> pl.DataFrame:
+    """Each of ``chars`` clipped at its ``level`` and 1 − ``level`` quantiles within each period
+    (``np.quantile``, linear interpolation), over the period's non-NULL values; NULLs stay NULL."""
+    out = {c: panel[c].to_numpy().astype(np.float64) for c in chars}
+    periods = panel[period].to_numpy()
+    for p in np.unique(periods):
+        rows = periods == p
+        for c in chars:
+            x = out[c][rows]
+            ok = ~np.isnan(x)
+            if ok.any():
+                lo, hi = np.quantile(x[ok], [level, 1.0 - level])
+                out[c][rows] = np.where(ok, np.clip(x, lo, hi), np.nan)
+    return panel.with_columns([pl.Series(c, out[c]).fill_nan(None) for c in chars])
+
+
 def betas_from(fits: dict) -> dict:
     """key -> slope vector (without the intercept) from pass-1 oracle fits."""
     return {k: np.asarray(f["params"])[1:] for k, f in fits.items()}

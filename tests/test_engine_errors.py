@@ -5,6 +5,8 @@ The table in DEVELOPERS.md ("bad input → error and message") lists each case w
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 import pytest
 
@@ -76,7 +78,31 @@ def test_unknown_table(con, tables, role):
 def test_duplicate_asset_period_rows(con, tables):
     dup = pl.concat([tables.panel, tables.panel.filter((pl.col("asset") == "A003") & (pl.col("period") == 7))])
     tables(p=dup)
-    _raises(con, InputError, ["table panel", "duplicate", "asset", "period", "'A003'", "7", "2 rows"])
+    message = _raises(con, InputError, [])
+    assert message == ("table panel: duplicate (asset, period) rows, e.g. asset=A003, period=7 (2 rows); "
+                       "each key must appear once")
+
+
+def _dated(frame: pl.DataFrame) -> pl.DataFrame:
+    """Integer periods 1..T as month-end dates from 2000-01-31."""
+    month_end = pl.date(2000, 1, 1).dt.offset_by(pl.format("{}mo", pl.col("period"))).dt.offset_by("-1d")
+    return frame.with_columns(month_end.alias("period"))
+
+
+@pytest.mark.parametrize("day", [21, 31])
+def test_duplicate_rows_after_freq_mapping_print_dates(con, tables, day):
+    """Dates print as text; rows whose source dates differ and meet only in a --freq period say so."""
+    panel, factors = _dated(tables.panel), _dated(tables.factors)
+    extra = panel.filter((pl.col("asset") == "A003") & (pl.col("period") == pl.date(2000, 7, 31)))
+    tables(p=pl.concat([panel, extra.with_columns(pl.lit(date(2000, 7, day)).alias("period"))]), f=factors)
+    message = _raises(con, InputError, [], freq="month")
+    if day == 31:  # the same date twice: a plain repeated key
+        assert message == ("table panel: duplicate (asset, period) rows, e.g. asset=A003, period=2000-07-31 (2 rows); "
+                           "each key must appear once")
+    else:
+        assert message == ("table panel: duplicate (asset, period) rows, e.g. asset=A003: 2 rows in the month of "
+                           "2000-07-31 after --freq month (source dates 2000-07-21, 2000-07-31); each (asset, period) "
+                           "must appear once per month")
 
 
 def test_duplicate_factor_periods(con, tables):
@@ -85,8 +111,19 @@ def test_duplicate_factor_periods(con, tables):
 
 
 def test_non_numeric_return(con, tables):
-    tables(p=tables.panel.with_columns(pl.col("ret").cast(pl.Utf8)))
-    _raises(con, InputError, ["table panel", "must be numeric", "'ret'", "VARCHAR"])
+    """The message's view casts the columns, runs as printed, and the run on it gives the numeric run's λ."""
+    tables(p=tables.panel.with_columns(pl.col("ret", "size").cast(pl.Utf8)).rename({"size": "log size"}))
+    message = _raises(con, InputError, ["table panel", "must be numeric", "'ret' is VARCHAR; 'log size' is VARCHAR"],
+                      chars=["log size"])
+    view = message.split("(cast them in a view: ", 1)[1][:-1]
+    assert view == ('CREATE VIEW v AS SELECT * REPLACE (CAST("ret" AS DOUBLE) AS "ret", CAST("log size" AS DOUBLE) '
+                    'AS "log size") FROM "panel"')
+    con.execute(view)
+    cast = _run(con, name="cast", returns="v", chars=["log size"])
+    tables()
+    numeric = _run(con, name="numeric", chars=["size"])
+    oracles.assert_close(cast.lambdas.select(cast.terms).to_numpy(), numeric.lambdas.select(numeric.terms).to_numpy(),
+                         label="the suggested cast view", rtol=1e-12)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])

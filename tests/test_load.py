@@ -13,6 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 
@@ -165,7 +166,7 @@ def test_percent_scales_only_the_named_columns(tmp_path):
 
 @pytest.mark.parametrize("options, error, says", [
     ({"unit": "percent"}, SpecError, "--unit percent on a long file needs --percent-cols naming the columns in "
-                                     "percent (e.g. --percent-cols permno,ret,bm,me); identifiers and characteristics "
+                                     "percent (e.g. --percent-cols ret); identifiers and characteristics "
                                      "are never scaled"),
     ({"unit": "percent", "percent_cols": ["retx"]}, InputError, "--percent-cols retx not in the file"),
     ({"unit": "percent", "percent_cols": ["date"]}, InputError,
@@ -251,6 +252,7 @@ def test_period_type_error_for_yyyymm_numbers_recommends_what_works(tmp_path):
     (["01/31/2001", "12/31/2001"], [date(2001, 1, 31), date(2001, 12, 31)]),
     (["31.01.2001", "31.12.2001"], [date(2001, 1, 31), date(2001, 12, 31)]),
     (["2001-01", "2001-12"], [date(2001, 1, 1), date(2001, 12, 1)]),
+    (["2001Q1", "2001Q4"], [date(2001, 1, 1), date(2001, 10, 1)]),
 ])
 def test_period_type_error_for_text_recommends_what_works(tmp_path, values, expected):
     path = tmp_path / "p.csv"
@@ -273,7 +275,47 @@ def test_period_type_error_other_cases():
     assert plain.endswith("give both the same type (integers, or dates; a view can convert one side)")
     amb = period_type_mismatch("table p", "d", "VARCHAR", ["01/02/2001"], "table f", "d", "TIMESTAMP",
                                [datetime(2001, 1, 2)])
-    assert "read as MM/DD/YYYY and as DD/MM/YYYY" in amb and "--period-format MM/DD/YYYY" in amb
+    assert "read as MM/DD/YYYY and as DD/MM/YYYY" in amb and "--period-format" not in amb  # fmduck run has none
+    assert _run_views(amb, ["01/02/2001"]) == {"MM/DD/YYYY": [date(2001, 1, 2)], "DD/MM/YYYY": [date(2001, 2, 1)]}
+
+
+def _run_views(message: str, values: list[str]) -> dict[str, list[date]]:
+    """Each view of a message for an ambiguous column d, run as printed on ``values`` (its table t)."""
+    out = {}
+    for view, fmt in re.findall(r"(CREATE VIEW v AS SELECT .*? FROM t) \((\S+)\)", message):
+        con = duckdb.connect()
+        con.register("t", pl.DataFrame({"d": values}).to_arrow())
+        con.execute(view)
+        out[fmt] = con.sql("SELECT d FROM v").pl()["d"].to_list()
+    return out
+
+
+def test_ambiguous_text_periods_of_a_run_get_fixes_that_work(tmp_path, con):
+    """fmduck run has no --period-format: an ambiguous table is converted by the views the message gives,
+    a file by the `fmduck load` commands it gives (the column named with --period-name)."""
+    from fmduck import FamaMacBeth, Spec
+    from fmduck.periods import classify_text_periods, format_option
+
+    values = ["01/02/2001", "03/04/2001"]
+    panel = pl.DataFrame({"id": ["a", "a", "b", "b"], "d": values * 2, "r": [0.1, 0.2, 0.3, 0.5],
+                          "x": [1.0, 2, 2.5, 3]})
+    con.register("p", panel.to_arrow())
+    with pytest.raises(InputError, match="read as MM/DD/YYYY and as DD/MM/YYYY") as info:
+        FamaMacBeth(Spec(name="amb", returns="p", asset="id", period="d", ret="r", chars=["x"]), con).fit()
+    assert "--period-format" not in str(info.value)
+    assert _run_views(str(info.value), values) == {"MM/DD/YYYY": [date(2001, 1, 2), date(2001, 3, 4)],
+                                                   "DD/MM/YYYY": [date(2001, 2, 1), date(2001, 4, 3)]}
+    path = tmp_path / "p.csv"  # DuckDB's read_csv would take these as dates: the classification of a file's text
+    panel.write_csv(path)
+    label = f"returns file {path}"
+    message = classify_text_periods(values, "d", f"{label}.d", format_option(label, "d")).message
+    commands = [shlex.split(c) for c in re.findall(r"fmduck load DB \S+ --table NAME --period-name d --period-format "
+                                                    r"[^\s,]+", message)]
+    assert [c[3] for c in commands] == [str(path)] * 2
+    read = {c[-1]: read_prepared(path, period=c[c.index("--period-name") + 1], period_format=c[-1])["d"].to_list()
+            for c in commands}
+    assert read == {"MM/DD/YYYY": [date(2001, 1, 2), date(2001, 3, 4)] * 2,
+                    "DD/MM/YYYY": [date(2001, 2, 1), date(2001, 4, 3)] * 2}
 
 
 # ------------------------------------------------------------------ through the real entry point
@@ -300,6 +342,22 @@ def test_cli_load(tmp_path):
     assert "'listed'" in out.stderr and "kept as text" in out.stderr
 
 
+@pytest.mark.parametrize(("header", "example"), [
+    ("permno,date,ret,retx,size,bm", "--percent-cols ret,retx"),
+    ("permno,date,size,DLRET,vwretd,log_me", "--percent-cols DLRET,vwretd"),
+    ("permno,date,me,bm", "--percent-cols ret"),  # nothing named like a return: a placeholder
+])
+def test_unit_on_a_long_file_suggests_the_return_columns_only(tmp_path, header, example):
+    """The example of --percent-cols names the columns that look like returns, never the identifiers,
+    the period or the characteristics."""
+    row = ",".join(["10001", "2001-01-31"] + ["1.5"] * (header.count(",") - 1))
+    path = write(tmp_path, "p.csv", f"{header}\n{row}\n")
+    with pytest.raises(SpecError) as info:
+        read_prepared(path, period="date", unit="percent")
+    assert str(info.value) == (f"--unit percent on a long file needs --percent-cols naming the columns in percent "
+                               f"(e.g. {example}); identifiers and characteristics are never scaled")
+
+
 def test_ken_french_layout_without_unit_says_it_kept_percent(tmp_path):
     """A Ken French file loaded without --unit keeps its values and says so, with their typical size and
     the fix; --unit decimal is the explicit choice (no note); --unit percent divides."""
@@ -322,3 +380,56 @@ def test_ken_french_layout_without_unit_says_it_kept_percent(tmp_path):
     rets = con.sql("SELECT ret FROM p2 WHERE asset = 'S1V1' ORDER BY period").fetchall()
     assert rets == [(-0.71 / 100,), (2.5 / 100,)]
     con.close()
+
+
+def test_yyyymm_factors_beside_dated_returns_the_suggested_fixes_work(tmp_path, capsys):
+    """Integer YYYYMM factor periods beside DATE panel periods are refused; the view the message gives
+    for a table runs in DuckDB as printed, and the `fmduck load` command and run options it gives for a
+    file work: each rerun (with --freq month) gives the estimates of factors dated in the first place."""
+    import gc
+
+    import oracles
+    from fmduck.cli import main
+
+    def cli(*args) -> tuple[int, str]:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        gc.collect()
+        return code, capsys.readouterr().err
+
+    panel, factors = oracles.synthetic_panel(seed=81, n_assets=8, n_periods=30)
+    first_day = pl.date(2001, 1, 1).dt.offset_by(pl.format("{}mo", pl.col("period") - 1))
+    panel = panel.with_columns(first_day.dt.month_end().alias("period"))
+    yyyymm = factors.with_columns((first_day.dt.year() * 100 + first_day.dt.month()).cast(pl.Int32).alias("period"))
+    db, csv = tmp_path / "p.duckdb", tmp_path / "F-F.csv"
+    yyyymm.rename({"period": ""}).write_csv(csv)  # Ken French's layout: a blank first header
+    with duckdb.connect(str(db)) as con:
+        dated = factors.with_columns(first_day.alias("period"))
+        for name, frame in (("crsp", panel), ("ffint", yyyymm), ("ffdate", dated)):
+            con.register("src", frame.to_arrow())
+            con.execute(f"CREATE TABLE {name} AS FROM src")
+            con.unregister("src")
+    run = ["run", db, "--returns", "crsp", "--ret", "ret", "--factor-cols", "mkt,smb", "-q"]
+
+    code, err = cli(*run, "--factors", "ffint", "--name", "t")
+    assert code == 2 and "table ffint.period is INTEGER (e.g. 200101, 200102, 200103)" in err
+    view = re.search(r"(CREATE VIEW v AS SELECT .*? FROM) \.\.\.", err).group(1)
+    with duckdb.connect(str(db)) as con:
+        con.execute(f"{view} ffint")
+    assert cli(*run, "--factors", "v", "--freq", "month", "--name", "view") == (0, "")
+
+    code, err = cli(*run, "--factors", csv, "--factor-period", "column0", "--name", "t")
+    assert code == 2
+    load_command = [str(db) if a == "DB" else "ffl" if a == "NAME" else a for a in _command(err)]
+    assert cli(*load_command[1:], "-q")[0] == 0
+    rerun = shlex.split(re.search(r" and run with (.*?);", err).group(1))
+    assert rerun == ["--factors", "NAME", "--factor-period", "period"]
+    assert cli(*run, "--factors", "ffl", *rerun[2:], "--freq", "month", "--name", "loaded") == (0, "")
+
+    assert cli(*run, "--factors", "ffdate", "--freq", "month", "--name", "dated") == (0, "")
+    with duckdb.connect(str(db), read_only=True) as con:
+        est = {name: con.sql(f"SELECT estimate FROM fmduck.estimates WHERE run_name = '{name}' ORDER BY term, "
+                             "se_type").fetchnumpy()["estimate"] for name in ("view", "loaded", "dated")}
+    assert len(est["dated"]) > 0
+    for name in ("view", "loaded"):
+        np.testing.assert_allclose(est[name], est["dated"], rtol=1e-12)

@@ -5,6 +5,7 @@ bundled Ken French returns, factors and risk-free rate."""
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import polars as pl
@@ -37,11 +38,15 @@ def ken_french(data_dir, ret_scale: float, factor_scale: float, rf_scale: float)
     return panel, factors
 
 
-def stats_of(engine, panel: pl.DataFrame, factors: pl.DataFrame) -> list[ColumnScale]:
-    engine.create_table(templates.table("ports"), panel, replace=True)
-    engine.create_table(templates.table("facs"), factors, replace=True)
-    return (scale_stats(engine, engine.relation("ports", "returns"), {"ret": "return"})
-            + scale_stats(engine, engine.relation("facs", "factors"), {**dict.fromkeys(FACTORS, "factor"), "RF": "rf"}))
+def stats_of(engine, panel: pl.DataFrame | None, factors: pl.DataFrame | None, ports: str = "ports",
+             facs: str = "facs") -> list[ColumnScale]:
+    """The typical sizes of the panel's ret and the factors and RF (stored as ports and facs; None: read
+    the relations ``ports`` and ``facs`` as they are)."""
+    if panel is not None:
+        engine.create_table(templates.table("ports"), panel, replace=True)
+        engine.create_table(templates.table("facs"), factors, replace=True)
+    return (scale_stats(engine, engine.relation(ports, "returns"), {"ret": "return"})
+            + scale_stats(engine, engine.relation(facs, "factors"), {**dict.fromkeys(FACTORS, "factor"), "RF": "rf"}))
 
 
 def numpy_stats(values: np.ndarray) -> tuple[int, float, int]:
@@ -82,9 +87,28 @@ def test_every_mixed_combination_warns_and_names_the_percent_columns(engine, dat
         assert warning is None
         return
     assert warning.startswith("returns, factors and risk-free rate look like different units: typical |x| (median): ")
-    assert f"--percent-cols {cols}, or a view with {cols.split(',')[0]} / 100 AS {cols.split(',')[0]}" in warning
+    assert f"--percent-cols {cols}, or " in warning
     ret = "3.21" if combo[0] else "0.0321"
     assert f"returns ret {ret}; factors MktRF {'2.8' if combo[1] else '0.028'}" in warning
+    first = cols.split(",")[0]
+    assert f'"{first}" / 100 AS "{first}"' in warning
+    if engine.dialect == "duckdb":  # the suggested views, run as printed, divide exactly those columns by 100
+        before = {s.column: s.median_abs for s in stats_of(engine, None, None)}
+        views = apply_views(engine, warning)
+        assert set(views) <= {'"ports"', '"facs"'}
+        after = {s.column: s.median_abs for s in stats_of(engine, None, None, views.get('"ports"', "ports"),
+                                                          views.get('"facs"', "facs"))}
+        assert after == pytest.approx({c: m / 100 if c in cols.split(",") else m for c, m in before.items()})
+
+
+def apply_views(engine, warning: str) -> dict[str, str]:
+    """Run the CREATE VIEW statements of a unit warning as printed: {the relation each reads: its name}."""
+    views = {}
+    for statement in re.split(r"; (?=CREATE VIEW )", warning.split(", or in a view: ", 1)[1]):
+        engine.execute(statement)
+        name, table = re.fullmatch(r"CREATE VIEW (\w+) AS SELECT \* REPLACE \(.*\) FROM (.*)", statement).groups()
+        views[table] = name
+    return views
 
 
 def _col(name: str, role: str, median: float, share: float = 0.0, n: int = 1000) -> ColumnScale:
@@ -122,3 +146,37 @@ def test_no_returns_or_no_sizes_say_nothing():
     assert scale_warning([]) is None
     assert scale_warning([_col("MktRF", "factor", 2.8)]) is None
     assert scale_warning([_col("ret", "return", None), _col("MktRF", "factor", 2.8)]) is None
+
+
+def test_the_suggested_view_runs_as_printed_and_the_rerun_is_quiet(con):
+    """Factors in percent named Mkt-RF beside decimal returns: the warning's view quotes the names, runs in
+    DuckDB as printed, and a run on it has no unit warning and the estimates of decimal factors."""
+    import oracles
+    from fmduck import FamaMacBeth, Spec
+
+    panel, factors = oracles.synthetic_panel(seed=71, n_assets=10, n_periods=36, factor_cols=("Mkt-RF", "SMB"))
+    con.register("p_src", panel.with_columns(pl.col("ret") / 100).to_arrow())
+    con.register("f_src", factors.to_arrow())
+    con.register("d_src", factors.with_columns(pl.col("Mkt-RF", "SMB") / 100).to_arrow())
+    con.execute("CREATE TABLE p AS FROM p_src; CREATE TABLE \"my facs\" AS FROM f_src; CREATE TABLE d AS FROM d_src")
+    spec = {"returns": "p", "factor_cols": ["Mkt-RF", "SMB"]}
+    warned = FamaMacBeth(Spec(name="pct", factors='"my facs"', **spec), con).fit()
+    [warning] = [w for w in warned.warnings if "different units" in w]
+    assert ('CREATE VIEW v AS SELECT * REPLACE ("Mkt-RF" / 100 AS "Mkt-RF", "SMB" / 100 AS "SMB") FROM "my facs"'
+            in warning)
+    assert apply_views(con, warning) == {'"my facs"': "v"}
+    rerun = FamaMacBeth(Spec(name="view", factors="v", **spec), con).fit()
+    assert not [w for w in rerun.warnings if "different units" in w]
+    decimal = FamaMacBeth(Spec(name="decimal", factors="d", **spec), con).fit()
+    oracles.assert_close(rerun.estimates["estimate"].to_numpy(), decimal.estimates["estimate"].to_numpy(),
+                         label="the suggested view vs decimal factors", rtol=1e-12)
+
+
+def test_the_suggested_division_is_quoted_for_each_dialect():
+    stats = [_col("ret", "return", 0.02), _col("Mkt-RF", "factor", 2.5)]
+    assert scale_warning(stats, "month", "postgres").endswith(
+        'or a view that selects CAST("Mkt-RF" AS DOUBLE PRECISION) / 100 AS "Mkt-RF" in place of that column')
+    assert scale_warning(stats, "month", "spark").endswith(
+        "or a view that selects `Mkt-RF` / 100 AS `Mkt-RF` in place of that column")
+    assert scale_warning(stats, "month").endswith(
+        'or in a view: CREATE VIEW v AS SELECT * REPLACE ("Mkt-RF" / 100 AS "Mkt-RF") FROM ...')

@@ -144,6 +144,24 @@ def test_update_equals_a_fresh_run(kind, scenario):
         assert merged == scenario.startswith("append"), recomputed
 
 
+@pytest.mark.parametrize("scenario", ["append1", "restate"])
+def test_update_with_winsorized_characteristics_equals_a_fresh_run(scenario):
+    """Rolling betas beside winsorized characteristics: pass 1 on the windows, pass 2, pricing errors and
+    coverage of the update all read the prepared panel (its winsorizing levels bound in each)."""
+    panel, factors = _data()
+    con = duckdb.connect()
+    spec = lambda name: Spec(name=name, returns="panel", factors="facs", **SPECS["rolling_chars"],  # noqa: E731
+                             winsorize=0.1)
+    _load(con, *_append(panel, factors, T - 1))
+    FamaMacBeth(spec("r"), con).fit()
+    _load(con, *_change(scenario, panel, factors))
+    out = FamaMacBeth(spec("r"), con).update()
+    assert out.run["recomputed"]["mode"] == "incremental"
+    FamaMacBeth(spec("fresh"), con).fit()
+    same_run(con, "r", "fresh")
+    assert "size winsorized at 0.1/0.9 quantiles" in out.summary
+
+
 @pytest.mark.parametrize("kind", ["rolling", "chars", "rolling_chars"])
 def test_append_solves_again_the_assets_with_one_stored_period(kind):
     """LATE / LAST have one pass-2 residual in the stored run: their stored α is NULL (no s.e. from one

@@ -54,7 +54,8 @@ def catalog(spec: Any, engine: Any) -> inputs.Catalog:
     returns = engine.relation(spec.returns, "returns")
     factors = engine.relation(spec.factors, "factors")
     fperiod = spec.factor_period or spec.period
-    validate.require_columns(returns, {"--asset": spec.asset, "--period": spec.period, "--ret": spec.ret}, [spec.ret])
+    validate.require_columns(returns, {"--asset": spec.asset, "--period": spec.period, "--ret": spec.ret}, [spec.ret],
+                              engine.dialect)
     needed, numeric = {"--factor-period": fperiod, "--market": spec.market}, [spec.market]
     if spec.rf:
         if spec.rf not in factors.columns:
@@ -62,8 +63,8 @@ def catalog(spec: Any, engine: Any) -> inputs.Catalog:
                              "uses it for the Sharpe-Lintner test E(gamma_0 - r_f) = 0, per period)")
         needed["--rf"] = spec.rf
         numeric.append(spec.rf)
-    validate.require_columns(factors, needed, numeric)
-    validate.require_same_period_type(returns, spec.period, factors, fperiod)
+    validate.require_columns(factors, needed, numeric, engine.dialect)
+    validate.require_same_period_type(engine, returns, spec.period, factors, fperiod)
     return inputs.Catalog(
         returns, factors, bool(spec.rf), inputs.period_key(engine, returns, spec.period, spec.freq),
         inputs.period_key(engine, factors, fperiod, spec.freq), [spec.ret], numeric)

@@ -68,7 +68,7 @@ def _union_scan(plan: Plan, spec: Any, setup: Any) -> None:
         state["union_names"] = [v.name for v in union]
 
     plan.add("grid_union", "grid: pass 2 moments of the union, by pattern", sql,
-             params={**pass2.params(spec), **setup.params}, then=then)
+             params=pass2.params(spec), then=then)
 
 
 def _member_moments(spec: Any, member: Any, state: State) -> Moments:

@@ -89,8 +89,7 @@ def build(run: Any, cat: inputs.Catalog) -> tuple[Plan, twopass.Setup]:
     _mimicking_steps(plan, run, spec, cat, setup)
     regressors = twopass.regressors_of(tp, setup)
     options = twopass.options_check(plan, tp, setup, regressors)
-    added = pass2.add(plan, tp, options.src, options.variables[:-1], options.variables[-1], cat.returns.label,
-                      setup.params)
+    added = pass2.add(plan, tp, options.src, options.variables[:-1], options.variables[-1], cat.returns.label)
     setup.pass2 = pass2.Pass2(options.src, regressors, added.table)
     twopass.build_tail(plan, tp, setup)
     return plan, setup

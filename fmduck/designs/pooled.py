@@ -100,8 +100,8 @@ def build(run: Any, cat: Any) -> tuple[Plan, twopass.Setup]:
     label = cat.returns.label
     xs, y = setup.variables.chars, setup.variables.y
     src = pass2.source(spec, setup.src, cat, None)
-    params = {**pass2.params(spec), **setup.params}
-    setup.pass2 = pass2.add(plan, spec, src, xs, y, label, setup.params)
+    params = pass2.params(spec)
+    setup.pass2 = pass2.add(plan, spec, src, xs, y, label)
 
     k, m = len(xs), len(xs) + 1
     offset = int(spec.intercept)

@@ -36,7 +36,7 @@ class Setup:
     first_pass: str | None = None
     pass2: pass2.Pass2 | None = None
     notes: list[str] = field(default_factory=list)
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # the values ``src`` binds (a plan's ``params``)
 
 
 # ====================================================================== validation
@@ -81,12 +81,14 @@ def validate_spec(spec: Any) -> None:
 
 # ====================================================================== plan
 def base_source(plan: Plan, spec: Any, cat: inputs.Catalog) -> tuple[RowSource, dict[str, Any], list[str]]:
-    """The row source every query of the run reads (the prepared panel when characteristics are prepared)."""
+    """The row source every query of the run reads (the prepared panel when characteristics are prepared),
+    its bound values (set on ``plan``: every step added after binds them) and the notes."""
     returns_sql, params, notes = cat.returns.sql, {}, []
     built = prepare.build(spec, cat.returns, plan.dialect)
     if built is not None:
         returns_sql, params, steps = f"({built[0]})", built[1], built[2]
         notes.append(prepare.note(steps))
+    plan.params.update(params)
     src = RowSource(
         dialect=plan.dialect, returns=returns_sql, asset=templates.ident(spec.asset),
         panel_key=cat.panel_key.sql("r"), calendar=plan.name("calendar"),
@@ -137,7 +139,7 @@ def build_tail(plan: Plan, spec: Any, setup: Setup) -> None:
     asset_cols = lambda expr: inputs.asset_columns(cat.returns, spec.asset, expr)  # noqa: E731
     src2 = pass2.source(spec, setup.src, cat, setup.first_pass)
     pricing.add(plan, spec, src2, setup.pass2.regressors, setup.variables.y, setup.pass2.table, asset_cols,
-                {**pass2.params(spec), **setup.params})
+                pass2.params(spec))
     if setup.first_pass:
         plan.add("first_pass_failures", "pass 1: regressions without an estimate",
                  templates.source("read_failures", plan.dialect, table=setup.first_pass,
@@ -156,7 +158,7 @@ def build(run: Any, cat: inputs.Catalog, spec: Any | None = None) -> tuple[Plan,
     regressors = regressors_of(spec, setup)
     options = options_check(plan, spec, setup, regressors)
     y = options.variables[-1]
-    setup.pass2 = pass2.add(plan, spec, options.src, options.variables[:-1], y, label, setup.params)
+    setup.pass2 = pass2.add(plan, spec, options.src, options.variables[:-1], y, label)
     setup.pass2 = pass2.Pass2(options.src, regressors, setup.pass2.table)
     build_tail(plan, spec, setup)
     coverage.add(plan, spec, setup)
@@ -183,7 +185,7 @@ def options_check(plan: Plan, spec: Any, setup: Setup, regressors: list[Variable
 def build_member(run: Any, cat: inputs.Catalog, member: Any, shared: Setup, lambdas_table: str) -> tuple[Plan, Setup]:
     """The plan of one grid member after the shared scan: its λ_t (solved in Python, uploaded as
     ``lambdas_table``) read back, then the tail (pricing errors) for its regressors."""
-    plan = Plan(run.dialect, run.name)
+    plan = Plan(run.dialect, run.name, shared.params)
     plan.calendar_kind = cat.calendar_key.kind
     setup = Setup(cat, shared.variables, shared.src, shared.first_pass, notes=list(shared.notes), params=shared.params)
     regressors = regressors_of(member, setup)

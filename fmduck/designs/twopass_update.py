@@ -134,13 +134,13 @@ def build(run: Any, cat: inputs.Catalog, old: Any, changes: fingerprints.Changes
     if found.appended:  # pass 2, pricing errors and coverage read the appended periods' rows only
         setup.src = _rows(plan, spec, cat, src, "rows_from")
         setup.params = {**setup.params, "rows_from": found.periods[0] - (spec.char_lag if spec.chars else 0)}
+        plan.params.update(setup.params)
     if spec.beta_based:
         setup.first_pass = _first_pass(plan, spec, cat, src, variables, old, schema, found)
     regressors = twopass.regressors_of(spec, setup)
     options = twopass.options_check(plan, spec, setup, regressors)
     src2 = options.src.with_(periods=plan.name("affected_periods"))
-    pass2.add(plan, spec, src2, options.variables[:-1], options.variables[-1], cat.returns.label, setup.params,
-              minimum=0)
+    pass2.add(plan, spec, src2, options.variables[:-1], options.variables[-1], cat.returns.label, minimum=0)
 
     def combined(state: State, _frame: Any) -> None:
         _combine(run, spec, old, state)
@@ -190,7 +190,7 @@ def _appended_tail(plan: Plan, run: Any, spec: Any, setup: Any, full: RowSource,
     periods = plan.name("affected_periods")
     asset_cols = partial(inputs.asset_columns, cat.returns, spec.asset)  # asset_cols(expr): the stored asset columns
     plan.steps = [s for s in plan.steps if s.key not in (pricing.KEY, f"{pricing.KEY}_read")]  # the full solve
-    params = {**pass2.params(spec), **setup.params}
+    params = pass2.params(spec)
     src2 = pass2.source(spec, setup.src, cat, setup.first_pass).with_(periods=periods)
 
     def merge(state: State, frame: pl.DataFrame) -> None:
@@ -211,7 +211,7 @@ def _appended_tail(plan: Plan, run: Any, spec: Any, setup: Any, full: RowSource,
                                 "whose pricing errors are solved again", old, assets=plan.name("redo_assets"),
                                 when=again)
     pricing.add(plan, spec, pass2.source(spec, redo_src, cat, betas), setup.pass2.regressors, setup.variables.y,
-                setup.pass2.table, asset_cols, {**pass2.params(spec), **setup.params}, key="pricing_redo", when=again)
+                setup.pass2.table, asset_cols, pass2.params(spec), key="pricing_redo", when=again)
     plan.check("pricing_merge", "update: pricing errors of the assets solved again", then=_merge_redo)
     if setup.first_pass:
         sql = templates.source("update_coverage_betas", plan.dialect, table=setup.first_pass,
@@ -222,7 +222,7 @@ def _appended_tail(plan: Plan, run: Any, spec: Any, setup: Any, full: RowSource,
             count = templates.source("update_count", plan.dialect, variables=_plain([*setup.variables.factors,
                                                                                         setup.variables.y]),
                                      src=setup.src.with_(periods=periods))
-            plan.add("pass1_rows_appended", "update: the appended rows pass 1 can use", count, params=setup.params,
+            plan.add("pass1_rows_appended", "update: the appended rows pass 1 can use", count,
                      then=lambda state, frame: state.__setitem__("pass1_rows_appended", int(frame["n"][0] or 0)))
     coverage.add_appended(plan, spec, setup, periods, plan.name("coverage_betas") if setup.first_pass else None)
 

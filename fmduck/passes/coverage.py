@@ -94,7 +94,7 @@ def _source(plan: Plan, spec: Any, setup: Any, betas: str | None, first: list[di
     params = {"beta_lag": spec.beta_lag, "char_lag": spec.char_lag}
     if spec.rolling and spec.beta_max_age:
         params["beta_max_age"] = spec.beta_max_age
-    return sql, {**params, **setup.params}
+    return sql, params
 
 
 def summarize(spec: Any, state: State) -> tuple[dict[str, Any], pl.DataFrame, list[str]]:

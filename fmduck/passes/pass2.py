@@ -64,12 +64,11 @@ def min_df(spec: Any, n_regressors: int) -> int:
 
 
 def add(plan: Plan, spec: Any, src: RowSource, regressors: list[Variable], y: Variable, label: str,
-        extra_params: dict[str, Any] | None = None, minimum: int = 2) -> Pass2:
+        minimum: int = 2) -> Pass2:
     """Add the pass-2 solve and the read of λ_t to ``plan``."""
     sql = solve_source(plan.dialect, ["pidx"], [*regressors, y], src, intercept=spec.intercept,
                        min_df=min_df(spec, len(regressors)))
-    plan.add(KEY, "pass 2: cross-sectional regressions per period", sql, kind="create",
-             params={**params(spec), **(extra_params or {})})
+    plan.add(KEY, "pass 2: cross-sectional regressions per period", sql, kind="create", params=params(spec))
     table = plan.name(KEY)
     add_read(plan, spec, table, len(spec.terms), label, regressors, minimum)
     return Pass2(src, regressors, table)
