@@ -139,7 +139,7 @@ class DuckDBEngine:
             label = f"table {source}"
         elif is_dataframe(source):
             name = f"fmduck_input_{role}"
-            frame = source if isinstance(source, pl.DataFrame) else pl.from_pandas(source)
+            frame = source if isinstance(source, pl.DataFrame) else from_pandas(source)
             self.upload(name, frame)
             sql = templates.ident(name)
             label = f"{role} DataFrame"
@@ -269,6 +269,13 @@ def is_dataframe(obj: Any) -> bool:
     if isinstance(obj, pl.DataFrame):
         return True
     return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns") and hasattr(obj, "iloc")
+
+
+def from_pandas(frame: Any) -> pl.DataFrame:
+    """A pandas frame as polars; named index levels (a MultiIndex of asset and period, as linearmodels
+    wants it) become columns, as ``reset_index()`` would make them."""
+    named = any(name is not None for name in getattr(frame.index, "names", [None]))
+    return pl.from_pandas(frame, include_index=named)
 
 
 def first_line(exc: Exception) -> str:

@@ -117,3 +117,14 @@ def test_factor_period_column_name(fit, data):
               factor_cols=FACTORS, chars=["size"])
     oracles.compare_frames(res.lambdas.drop("period"), reference_lambdas(data), ["period_index"],
                            ["const", *FACTORS, "size", "r2", "n"], label="pass2 betas+chars vs numpy lstsq")
+
+
+def test_pandas_index_levels_are_columns(fit, data, reference):
+    """linearmodels wants a pandas panel indexed by (asset, period): such a frame (and factors indexed
+    by period) is read as if reset_index() had been called, not refused for a missing --asset column."""
+    panel, factors = data
+    res = fit(returns=panel.to_pandas().set_index(["asset", "period"]),
+              factors=factors.to_pandas().set_index("period"), factor_cols=FACTORS, chars=["size"])
+    oracles.compare_frames(res.estimates, reference.estimates, ["term", "se_type"], ["estimate", "std_error"],
+                           label="indexed pandas vs DataFrame run", rtol=1e-12, atol=1e-15)
+    assert res.lambdas["period"].to_list() == reference.lambdas["period"].to_list()

@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from fmduck import templates
-from fmduck.engine import Relation, bind, first_line, is_dataframe
+from fmduck.engine import Relation, bind, first_line, from_pandas, is_dataframe
 from fmduck.errors import FmduckError, InputError, missing_driver
 from fmduck.secrets import mask, remember, url_hint
 
@@ -113,7 +113,7 @@ class PostgresEngine:
         """A table or view (``schema.table``, any case) or a DataFrame (uploaded as a TEMP table)."""
         if is_dataframe(source):
             name = f"fmduck_input_{role}"
-            frame = source if isinstance(source, pl.DataFrame) else pl.from_pandas(source)
+            frame = source if isinstance(source, pl.DataFrame) else from_pandas(source)
             self.upload(name, frame)
             sql, label = templates.ident(name), f"{role} DataFrame"
         elif isinstance(source, str):

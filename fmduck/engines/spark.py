@@ -30,7 +30,7 @@ from typing import Any
 import polars as pl
 
 from fmduck import templates
-from fmduck.engine import Relation, bind, first_line, is_dataframe
+from fmduck.engine import Relation, bind, first_line, from_pandas, is_dataframe
 from fmduck.engines.spark_commit import Staged, commit
 from fmduck.errors import FmduckError, InputError, missing_driver
 
@@ -151,7 +151,7 @@ class SparkEngine:
             self._view(view, source)
             sql, label = templates.ident(view), f"{role} Spark DataFrame"
         elif is_dataframe(source):
-            frame = source if isinstance(source, pl.DataFrame) else pl.from_pandas(source)
+            frame = source if isinstance(source, pl.DataFrame) else from_pandas(source)
             self.upload(view, frame)
             sql, label = templates.ident(view), f"{role} DataFrame"
         elif isinstance(source, (str, Path)) and _is_parquet(str(source)):
