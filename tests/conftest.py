@@ -72,6 +72,11 @@ SLOW_TESTS = (
     "test_pooled_mimicking_v2.py::test_pooled_postgres_equals_duckdb",
     "test_update.py::test_update_as_new_name_keeps_the_old_run",
     "test_update.py::test_update_on_postgres",
+    "test_fuzz_identifiers.py::test_fuzz_duckdb",
+    "test_fuzz_identifiers.py::test_fuzz_postgres",
+    "test_fuzz_identifiers.py::test_raw_table_names_through_load_and_run",
+    "test_secrets.py::test_connection_errors_never_show_a_password",
+    "test_secrets.py::test_a_whole_session_with_the_right_password_shows_and_stores_none_of_it",
 )
 
 
