@@ -22,12 +22,11 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from sqlglot import exp
-
 from fmduck import templates
 from fmduck.engine import Engine, Relation
 from fmduck.errors import InputError
 from fmduck.periods import (
+    BLANK_HEADER,
     FREQS,
     classify_text_periods,
     format_option,
@@ -239,20 +238,17 @@ def _to_date_fix(label: str, column: str, type_name: str, examples: list[object]
             return result.message.split(": ", 1)[1]
         fmt, f = result.format, text_format(result.format)
         view = (f"CAST(strptime({col}, '{f.strptime.replace('/', _separator(examples))}') AS DATE)" if f.strptime
-                else templates.sql(parse_text_period(exp.column(exp.to_identifier(column, quoted=True)), f)))
+                else templates.sql(parse_text_period(templates.column(column), f)))
         what = "dates" if f.unit == "day" else f"the first day of each {f.unit}"
     else:
         return None
     role, _, path = label.partition(" file ")
     if not path:
         return f"read {label}.{column} in a view ({what}: CREATE VIEW v AS SELECT * REPLACE ({view} AS {col}) FROM ...)"
-    # a blank first header (read as column0) is loaded as the column `period`; another column is named
-    loaded = "period" if column == "column0" else column
-    named = "" if column == "column0" else f" --period-name {shlex.quote(column)}"
+    loaded = "period" if column == BLANK_HEADER else column  # a blank first header is loaded as `period`
     option = "--factor-period" if role == "factors" else "--period"
-    return (f"load {path} with fmduck load DB {shlex.quote(path)} --table NAME{named} --period-format "
-            f"{shlex.quote(fmt)} ({what}: CREATE VIEW v AS SELECT * REPLACE ({view} AS {col}) FROM ...) and run with "
-            f"--{role} NAME {option} {shlex.quote(loaded)}")
+    return (f"load {path} with {format_option(label, column)} {shlex.quote(fmt)} ({what}: CREATE VIEW v AS SELECT "
+            f"* REPLACE ({view} AS {col}) FROM ...) and run with --{role} NAME {option} {shlex.quote(loaded)}")
 
 
 def _separator(examples: list[object]) -> str:

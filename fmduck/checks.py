@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import polars as pl
@@ -22,9 +23,10 @@ from fmduck.errors import InputError
 from fmduck.plan import Plan, State
 
 
-def add(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
+def add(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog, keys_rows: str | None = None) -> None:
     """Repeated or NULL keys, then the profile of each input (kept: its means shift the moments), then
-    the units of returns, factors and risk-free rate."""
+    the units of returns, factors and risk-free rate. ``keys_rows``: the panel rows (SQL) the key check
+    reads instead of the whole panel (an update: the changed periods'; the profiles stay whole)."""
     relations = [(cat.returns, [templates.ident(spec.asset)], cat.panel_key, cat.returns_profiled, "returns",
                   [spec.asset, spec.period], {spec.ret: "return", **({spec.rf: "rf"} if spec.rf and
                                                                        not cat.rf_in_factors else {})})]
@@ -36,9 +38,10 @@ def add(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog) -> None:
     for relation, key_cols, key, profiled, role, names, roles in relations:
         keys = [f"r.{k}" for k in key_cols] + [key.sql("r")]
         shown = [f"r.{templates.ident(key.column)}"] if key.freq or key.text_format else []
+        checked = replace(relation, sql=f"({keys_rows})") if keys_rows and role == "returns" else relation
         plan.add(f"{role}_keys", f"check: repeated ({', '.join(names)}) in {relation.label}",
-                 validate.duplicate_count_source(plan.dialect, relation.sql, keys),
-                 then=_unique(run, relation, keys, shown, names, key.freq))
+                 validate.duplicate_count_source(plan.dialect, checked.sql, keys),
+                 then=_unique(run, checked, keys, shown, names, key.freq))
         if profiled:
             plan.add(f"profile_{role}", f"profile of {relation.label}",
                      validate.profile_source(plan.dialect, relation, profiled, tuple(roles)), kind="create")

@@ -93,7 +93,6 @@ def _engine(database: str, kind: str | None = None, spec: Any = None, *, read_on
 def cmd_run(args: argparse.Namespace) -> int:
     from fmduck.model import FamaMacBeth
 
-    warnings.simplefilter("ignore", FmduckWarning)  # printed below as fmduck: warning: lines
     spec = spec_from_args(args)
     engine = _engine(args.database, args.engine, spec, read_only=bool(args.results))
     results = _engine(args.results, None, spec, exists=False) if args.results else None
@@ -225,7 +224,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_update(args: argparse.Namespace) -> int:
     from fmduck import update
 
-    warnings.simplefilter("ignore", FmduckWarning)  # in the summary and the progress lines
     out = update.update(_engine(args.database, args.engine), args.run, schema=args.schema, new_name=args.as_name,
                         progress=progress(args.quiet))
     print(out.summary if out is not None else f"run {args.run!r}: nothing changed in its inputs; nothing to do")
@@ -347,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     command = next((a for a in argv if not a.startswith("-")), None)
+    warnings.simplefilter("ignore", FmduckWarning)  # a run's warnings are printed as fmduck: warning: lines
     try:
         if command not in COMMANDS:
             _top().parse_args(argv)  # --help, --version, or an error naming the commands

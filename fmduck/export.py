@@ -56,13 +56,14 @@ def run_table(results: FamaMacBethResults, table: str = "estimates", engine: Any
     """The rows of one results table of a run, columns as in SQL (``runs``: spec and fingerprint as JSON
     text; ``first_pass_windows``: one row per asset and window, a column per term's estimate, ``se_``
     and ``t_``). ``engine``: the results engine, for the tables the run does not hold (:data:`STORED`)."""
+    from fmduck.store import JSON_FIELDS
+
     known = known_tables()
     if table not in known:
         raise SpecError(f"--table must be one of {', '.join(known)}; got {table!r}")
     if table == "runs":
         record = dict(results.run)
-        for key in ("spec", "input_fingerprint", "inference_inputs", "coverage", "warnings", "recomputed",
-                    "first_pass_terms"):
+        for key in (*JSON_FIELDS, "first_pass_terms"):
             if key in record:
                 record[key] = json.dumps(record[key], default=str)
         return pl.DataFrame([record])

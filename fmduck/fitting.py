@@ -94,12 +94,17 @@ def _finish(run: Run, spec: Any, out: RunOutput, results_engine: Any, write: boo
     store.write(results_engine, spec.schema, results, replace=spec.replace, first_pass=copy,
                 frame_first_pass=out.first_pass if copy is None else None, **store_options)
     run.say(f"written in {time.perf_counter() - started:.2f}s")
-    windows = (store.windows_reader(results_engine, spec.schema, spec.name, len(out.first_pass_terms))
+    return as_written(results, results_engine, spec.schema, out)
+
+
+def as_written(results: FamaMacBethResults, engine: Any, schema: str, out: RunOutput) -> FamaMacBethResults:
+    """The results of a run just stored, without reading them back: the first pass (if the run has one)
+    read from the store when it is used."""
+    windows = (store.windows_reader(engine, schema, results.name, len(out.first_pass_terms))
                if out.first_pass is not None else None)
-    stored = type(results)(results.run, lambdas=results.lambdas, estimates=results.estimates,
-                           pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
-                           first_pass=windows)
-    return stored
+    return type(results)(results.run, lambdas=results.lambdas, estimates=results.estimates,
+                         pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
+                         first_pass=windows)
 
 
 def _fetch(copy: store.TableCopy) -> Any:

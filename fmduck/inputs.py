@@ -169,9 +169,14 @@ def variables(spec, cat: Catalog, profile_returns: str, profile_factors: str | N
 def asset_columns(relation: Relation, column: str, expr: str) -> list[tuple[str, str]]:
     """The stored asset columns of an asset value ``expr`` (SQL): ``asset`` as text, and ``asset_int``
     (BIGINT, NULL for other types), so results join back to an integer id without a cast."""
-    integer = validate.period_family(relation.columns[column]) == "number" and _integer_type(relation.columns[column])
     return [("asset", f"CAST({expr} AS VARCHAR)"),
-            ("asset_int", f"CAST({expr} AS BIGINT)" if integer else "CAST(NULL AS BIGINT)")]
+            ("asset_int", f"CAST({expr} AS BIGINT)" if integer_asset(relation, column) else "CAST(NULL AS BIGINT)")]
+
+
+def integer_asset(relation: Relation, column: str) -> bool:
+    """Integer ids (permno): stored also as ``asset_int``."""
+    type_name = relation.columns[column]
+    return validate.period_family(type_name) == "number" and _integer_type(type_name)
 
 
 def period_columns(kind: str, expr: str) -> list[tuple[str, str]]:

@@ -358,13 +358,16 @@ def _view(col: str, f: TextFormat, example: str) -> str:
     return f"CREATE VIEW v AS SELECT * REPLACE (CAST(strptime({col}, '{pattern}') AS DATE) AS {col}) FROM t"
 
 
+BLANK_HEADER = "column0"  # read_csv's name for a blank first header cell (Ken French's period column)
+
+
 def format_option(label: str, column: str) -> str | None:
     """The option that reads the text periods of ``column`` of the input ``label`` in a named format:
     ``fmduck load … --period-format`` for a file (``returns file PATH``); None for a table (a view does)."""
     _, is_file, path = label.partition(" file ")
     if not is_file:
         return None
-    named = "" if column == "period" else f" --period-name {shlex.quote(column)}"
+    named = "" if column in ("period", BLANK_HEADER) else f" --period-name {shlex.quote(column)}"
     return f"fmduck load DB {shlex.quote(path)} --table NAME{named} --period-format"
 
 

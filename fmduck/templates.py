@@ -215,9 +215,9 @@ def table(name: str) -> str:
     return parsed.sql("duckdb")
 
 
-def column(name: str, alias: str) -> exp.Column:
-    """A quoted column reference ``alias."name"`` as a sqlglot expression."""
-    return exp.column(exp.to_identifier(name, quoted=True), table=exp.to_identifier(alias))
+def column(name: str, alias: str | None = None) -> exp.Column:
+    """A quoted column reference ``alias."name"`` (or ``"name"``) as a sqlglot expression."""
+    return exp.column(exp.to_identifier(name, quoted=True), table=exp.to_identifier(alias) if alias else None)
 
 
 def literal(value: str | int | float) -> str:
@@ -233,11 +233,6 @@ def replacing_view(dialect: str, columns: dict[str, exp.Expression], relation: s
     if dialect != "duckdb":
         return f"a view that selects {items} in place of {'that column' if len(columns) == 1 else 'those columns'}"
     return f"CREATE VIEW {name} AS SELECT * REPLACE ({items}) FROM {relation}"
-
-
-def quoted_column(name: str) -> exp.Column:
-    """The column ``name`` (no table alias), quoted."""
-    return exp.column(exp.to_identifier(name, quoted=True))
 
 
 def sql(expression: exp.Expression) -> str:

@@ -127,7 +127,7 @@ def _views(stats: list[ColumnScale], cols: list[str], dialect: str) -> str:
     tables: dict[str, dict[str, exp.Expression]] = {}
     for s in stats:
         if s.column in cols:
-            tables.setdefault(s.relation, {})[s.column] = exp.Div(this=templates.quoted_column(s.column),
+            tables.setdefault(s.relation, {})[s.column] = exp.Div(this=templates.column(s.column),
                                                                    expression=exp.Literal.number(100))
     views = [templates.replacing_view(dialect, columns, relation or "...", "v" if len(tables) == 1 else f"v{i + 1}")
              for i, (relation, columns) in enumerate(tables.items())]

@@ -112,10 +112,4 @@ def _incremental(spec: Any, engine: Any, old: Any, changes: Any, now: Any, schem
         store.write(engine, spec.schema, results, replace=True, first_pass=out.first_pass, keep_windows=keep,
                     recomputed=recomputed, **options)
     results.run.update(recomputed=recomputed, **options)
-    # the results as written (no second read of the run): the first pass read from the store on use
-    windows = (store.windows_reader(engine, spec.schema, spec.name, len(out.first_pass_terms))
-               if out.first_pass else None)
-    stored = type(results)(results.run, lambdas=results.lambdas, estimates=results.estimates,
-                           pricing_errors=results.pricing_errors, skipped=results.skipped, extra=results.extra,
-                           first_pass=windows)
-    return stored
+    return fitting.as_written(results, engine, spec.schema, out)

@@ -37,7 +37,7 @@ def require_columns(relation: Relation, columns: dict[str, str], numeric: list[s
     names = [name for name in dict.fromkeys(numeric) if not relation.is_numeric(name)]
     if names:
         wrong = [f"{name!r} is {relation.columns[name]}" for name in names]
-        casts = {name: exp.cast(templates.quoted_column(name), "DOUBLE") for name in names}
+        casts = {name: exp.cast(templates.column(name), "DOUBLE") for name in names}
         raise InputError(f"{relation.label}: column(s) must be numeric: {'; '.join(wrong)} "
                          f"(cast them in a view: {templates.replacing_view(dialect, casts, relation.sql)})")
 

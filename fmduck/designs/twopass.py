@@ -10,6 +10,7 @@ the model, the run record. A specification grid (``grid``) shares the same check
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -127,8 +128,14 @@ def regressors_of(spec: Any, setup: Setup) -> list[Variable]:
     return betas + [v for v in setup.variables.chars if v.name in spec.chars]
 
 
-def build_tail(plan: Plan, spec: Any, setup: Setup) -> None:
-    """The factor series (Shanken), the pricing errors and the pass-1 failures."""
+def asset_cols(spec: Any, cat: inputs.Catalog) -> Any:
+    """``asset_cols(expr)``: the stored asset columns of an asset value (text, and asset_int for integer ids)."""
+    return partial(inputs.asset_columns, cat.returns, spec.asset)
+
+
+def build_tail(plan: Plan, spec: Any, setup: Setup, *, pricing_errors: bool = True) -> None:
+    """The factor series (Shanken), the pricing errors (unless an update merges its own) and the pass-1
+    failures."""
     cat = setup.catalog
     if spec.beta_based:
         factors = [{"ident": templates.ident(c), "alias": f"f{j}"} for j, c in enumerate(spec.factor_cols)]
@@ -136,15 +143,16 @@ def build_tail(plan: Plan, spec: Any, setup: Setup) -> None:
                  templates.source("factor_series", plan.dialect, relation=cat.factors.sql, key=cat.factor_key.sql("f"),
                                   calendar=plan.name("calendar"), factors=factors),
                  then=lambda state, frame: state.__setitem__("factor_series", frame))
-    asset_cols = lambda expr: inputs.asset_columns(cat.returns, spec.asset, expr)  # noqa: E731
-    src2 = pass2.source(spec, setup.src, cat, setup.first_pass)
-    pricing.add(plan, spec, src2, setup.pass2.regressors, setup.variables.y, setup.pass2.table, asset_cols,
-                pass2.params(spec))
+    assets = asset_cols(spec, cat)
+    if pricing_errors:
+        src2 = pass2.source(spec, setup.src, cat, setup.first_pass)
+        pricing.add(plan, spec, src2, setup.pass2.regressors, setup.variables.y, setup.pass2.table, assets,
+                    pass2.params(spec))
     if setup.first_pass:
         plan.add("first_pass_failures", "pass 1: regressions without an estimate",
                  templates.source("read_failures", plan.dialect, table=setup.first_pass,
                                   calendar=plan.name("calendar") if spec.rolling else None,
-                                  asset=asset_cols("t.asset"),
+                                  asset=assets("t.asset"),
                                   period=inputs.period_columns(plan.calendar_kind, "c.period") if spec.rolling
                                   else inputs.period_columns("text", "CAST(NULL AS VARCHAR)")),
                  then=lambda state, frame: state.__setitem__("first_pass_failures", frame))

@@ -26,8 +26,7 @@ last one; removed ones only at the end): otherwise the caller recomputes everyth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from functools import partial
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -147,7 +146,7 @@ def build(run: Any, cat: inputs.Catalog, old: Any, changes: fingerprints.Changes
 
     plan.check("lambdas_all", "update: the new lambda_t beside the stored ones", then=combined)
     setup.pass2 = pass2.Pass2(options.src, regressors, plan.name("lambdas_all"))
-    twopass.build_tail(plan, spec, setup)
+    twopass.build_tail(plan, spec, setup, pricing_errors=not found.appended)  # an append merges its own
     if found.appended:
         _appended_tail(plan, run, spec, setup, src, old, schema, found)
     else:
@@ -160,12 +159,8 @@ def _checks(plan: Plan, run: Any, spec: Any, cat: inputs.Catalog, in_calendar: b
     fingerprint changed only (the others hold the rows the stored run checked; rows without a period are
     always looked at; ``in_calendar``: every changed period is in the calendar, found through it). The
     profiles stay whole: their typical sizes are the units check's."""
-    checks.add(plan, run, spec, cat)
     rows = _rows_sql(plan, spec, cat, cat.returns.sql, keys=plan.name("changed_keys"), in_calendar=in_calendar)
-    keyed = Plan(plan.dialect, plan.name)
-    checks.add(keyed, run, spec, replace(cat, returns=replace(cat.returns, sql=f"({rows})")))
-    mine = {s.key: s for s in keyed.steps}
-    plan.steps = [mine["returns_keys"] if s.key == "returns_keys" else s for s in plan.steps]
+    checks.add(plan, run, spec, cat, keys_rows=rows)
 
 
 def _rows_sql(plan: Plan, spec: Any, cat: inputs.Catalog, returns: str, **options: Any) -> str:
@@ -188,8 +183,7 @@ def _appended_tail(plan: Plan, run: Any, spec: Any, setup: Any, full: RowSource,
     solved again over all their periods."""
     cat = setup.catalog
     periods = plan.name("affected_periods")
-    asset_cols = partial(inputs.asset_columns, cat.returns, spec.asset)  # asset_cols(expr): the stored asset columns
-    plan.steps = [s for s in plan.steps if s.key not in (pricing.KEY, f"{pricing.KEY}_read")]  # the full solve
+    asset_cols = twopass.asset_cols(spec, cat)
     params = pass2.params(spec)
     src2 = pass2.source(spec, setup.src, cat, setup.first_pass).with_(periods=periods)
 
@@ -264,7 +258,7 @@ def _first_end(spec: Any, found: Affected) -> int:
 def _stored_asset(spec: Any, cat: inputs.Catalog) -> str:
     """The stored asset (text, and asset_int for integer ids; alias w) as the source's type."""
     relation = cat.returns
-    if inputs.asset_columns(relation, spec.asset, "x")[1][1] != "CAST(NULL AS BIGINT)":
+    if inputs.integer_asset(relation, spec.asset):
         return "w.asset_int"
     return f"CAST(w.asset AS {relation.columns[spec.asset]})"
 

@@ -7,12 +7,13 @@ and per-run tables only.
 - Inputs are catalog tables (``db.table``), Parquet paths (read lazily into a temporary view; with
   Spark Connect the path is read by the server), Spark DataFrames or polars/pandas frames (uploaded).
   Column types are reported in DuckDB's spelling (``double`` -> ``DOUBLE``) for ``fmduck.validate``.
-- Scratch tables (calendar, profiles, the first pass, pass-2 rows) are ``CACHE LAZY TABLE name AS ...`` and one scan:
-  a temporary view whose rows are computed once, eagerly, and kept on the executors (memory, then
-  disk); every later statement that names the view scans the cached rows. The regressions themselves
-  are solved inside those statements (``sql/solve.sql.j2``: the one OLS algorithm of fmduck/ols.py as
-  column expressions), so pass 1 runs on the executors and its rows never reach the driver: the store
-  copies them into ``first_pass_windows`` with ``INSERT ... SELECT`` from the cached view.
+- Scratch tables (calendar, profiles, the first pass, pass-2 rows) are temporary views whose rows are
+  computed once, eagerly, and kept on the executors (``localCheckpoint``: memory, then disk; see
+  :meth:`SparkEngine.create_scratch`); every later statement that names the view scans those rows.
+  The regressions themselves are solved inside those statements (``sql/solve.sql.j2``: the one OLS
+  algorithm of fmduck/ols.py as column expressions), so pass 1 runs on the executors and its rows never
+  reach the driver: the store copies them into ``first_pass_windows`` with ``INSERT ... SELECT`` from
+  the stored view.
 - Parameters are Spark named parameter markers (``:name``), bound with ``spark.sql(sql, args=...)``.
 - Results are tables in the database ``fmduck`` (or the spec's schema) of the session's catalog: any
   Spark session of that catalog (classic or Connect) reads them. Writes are staged and applied at the
